@@ -1,0 +1,170 @@
+"""The `reelforge` command: one way to run every stage, the pipeline, the data tools and the UIs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="ReelForge: raw video → curated data → video VAE → video DiT → evaluation.", no_args_is_help=True)
+stage_app = typer.Typer(help="Run and list pipeline stages.", no_args_is_help=True)
+data_app = typer.Typer(help="Synthesise, ingest, version and validate raw data.", no_args_is_help=True)
+weights_app = typer.Typer(help="The weights store.", no_args_is_help=True)
+app.add_typer(stage_app, name="stage")
+app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
+console = Console()
+
+PROFILE = typer.Option("tiny", "--profile", "-p", help="Recipe profile: configs/<profile>/")
+SETS = typer.Option(None, "--set", "-s", help="Override a config value: key.sub=value (repeatable)")
+
+
+def _run_or_exit(name: str, profile: str, sets: list[str] | None) -> None:
+    """Run a stage; on failure print the reason and exit with the code the orchestrator understands."""
+    from components.errors import exit_code_for
+    from components.runner import run_stage
+
+    try:
+        result = run_stage(name, profile, sets or [])
+    except Exception as err:  # the message names the stage, file or field: print it, not a traceback
+        console.print(f"[red]stage {name} failed:[/red] {err}")
+        raise typer.Exit(exit_code_for(err))
+    console.print(f"[green]{name}[/green] done in {result['wall_time_s']:.1f}s; run {result['mlflow_run_id']}; "
+                  f"output {result['outputs']['dir']}")
+    if result.get("metrics"):
+        console.print(json.dumps(result["metrics"], indent=1, default=str))
+
+
+@stage_app.command("run")
+def stage_run(name: str, profile: str = PROFILE, set_: Optional[List[str]] = SETS) -> None:
+    """Run one stage: resolve its config, launch it (in-process or torchrun), track it, write its outputs."""
+    _run_or_exit(name, profile, set_)
+
+
+@stage_app.command("list")
+def stage_list() -> None:
+    """List every registered stage with its output folder."""
+    from components.stage import load_all
+
+    table = Table("stage", "output (in workspace)", "description")
+    for name, spec in sorted(load_all().items()):
+        table.add_row(name, spec.output, spec.description)
+    console.print(table)
+
+
+@data_app.command("synth")
+def data_synth(
+    profile: str = PROFILE,
+    out: Path = typer.Option(Path("data"), help="Folder to write the corpus into (DVC tracks ./data)"),
+    set_: Optional[List[str]] = SETS,
+    force: bool = typer.Option(False, help="Regenerate even when the folder already holds this corpus"),
+) -> None:
+    """Write the deterministic synthetic corpus with its ground truth (the tiny profile's raw data)."""
+    from components.data.synth import SynthConfig, synthesize
+    from components.config import resolve
+
+    cfg = resolve("data.synth", SynthConfig, profile, set_ or [])
+    truth = out / "ground_truth.json"
+    if not force and truth.exists() and json.loads(truth.read_text()).get("config") == cfg.model_dump(mode="json"):
+        console.print(f"{out} already holds this corpus (seed {cfg.seed}); --force regenerates it")
+        return
+    started = time.time()
+    gt = synthesize(out, cfg)
+    console.print(f"wrote {len(gt['videos'])} videos, {len(gt['images'])} images, {len(gt['bad_files'])} planted bad files "
+                  f"to {out} in {time.time() - started:.1f}s")
+
+
+@data_app.command("ingest")
+def data_ingest(profile: str = PROFILE, set_: Optional[List[str]] = SETS) -> None:
+    """Probe every raw input; write metadata (Parquet + Open-Sora CSV) and the quarantine table."""
+    _run_or_exit("data.ingest", profile, set_)
+
+
+@data_app.command("version")
+def data_version(profile: str = PROFILE, set_: Optional[List[str]] = SETS) -> None:
+    """dvc add + push the raw data folder; tag the DVC hash on the MLflow run."""
+    _run_or_exit("data.version", profile, set_)
+
+
+@data_app.command("validate")
+def data_validate(profile: str = PROFILE, set_: Optional[List[str]] = SETS) -> None:
+    """Run the Great Expectations suite on the metadata; build data docs."""
+    _run_or_exit("data.validate", profile, set_)
+
+
+@app.command("run")
+def run(
+    profile: str = PROFILE,
+    from_stage: Optional[str] = typer.Option(None, "--from", help="Start at this stage, reusing upstream outputs"),
+    no_dvc: bool = typer.Option(False, help="Run stages directly instead of through `dvc repro`"),
+) -> None:
+    """Run the whole pipeline as one Prefect flow (ephemeral Prefect server unless PREFECT_API_URL is set)."""
+    cmd = [sys.executable, "-m", "flows.pipeline", "--profile", profile]
+    if from_stage:
+        cmd += ["--from", from_stage]
+    if no_dvc:
+        cmd.append("--no-dvc")
+    raise typer.Exit(subprocess.run(cmd).returncode)
+
+
+@app.command("ui")
+def ui(
+    mlflow_port: int = typer.Option(5000, help="MLflow UI port"),
+    prefect_port: int = typer.Option(4200, help="Prefect server port"),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind"),
+) -> None:
+    """Start the MLflow UI on the workspace store and a Prefect server; print both URLs; Ctrl-C stops both."""
+    from components.tracking import artifact_root, tracking_uri
+
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(),
+                          "--default-artifact-root", artifact_root(), "--host", host, "--port", str(mlflow_port)]),
+        subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(prefect_port)]),
+    ]
+    console.print(f"MLflow UI:  http://{host}:{mlflow_port}\nPrefect UI: http://{host}:{prefect_port}\n"
+                  f"Point flows at it: export PREFECT_API_URL=http://{host}:{prefect_port}/api")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+
+
+@weights_app.command("check")
+def weights_check(
+    profile: str = PROFILE,
+    store: Optional[str] = typer.Option(None, help="Folder or s3:// prefix (default REELFORGE_WEIGHTS or workspace/weights)"),
+    verify: bool = typer.Option(True, help="Verify sha256 of present files"),
+) -> None:
+    """Say which weights a profile needs, which are present, and which are missing; exit 1 if any is missing."""
+    from components.weights import check, store_uri
+
+    statuses = check(profile, store, verify)
+    table = Table("weight", "status", "path", "used by", "detail", title=f"weights for profile {profile} in {store or store_uri()}")
+    colours = {"present": "green", "unpinned": "yellow", "missing": "red", "mismatch": "red"}
+    for s in statuses:
+        table.add_row(s.name, f"[{colours[s.status]}]{s.status}[/]", s.path, s.used_by, s.detail)
+    console.print(table)
+    bad = [s for s in statuses if s.status in ("missing", "mismatch")]
+    if bad:
+        console.print(f"[red]{len(bad)} of {len(statuses)} weights missing or mismatched[/red]")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()
