@@ -61,8 +61,21 @@ def parse_set(items: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        node[parts[-1]] = _scalar(raw)
     return out
+
+
+def _scalar(raw: str) -> Any:
+    """YAML scalar, plus floats YAML 1.1 leaves as strings (1e-15 has no dot)."""
+    if raw == "":
+        return ""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(raw)
+        except ValueError:
+            return value
+    return value
 
 
 def recipe_file(profile: str, stage: str) -> Path:

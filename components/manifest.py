@@ -20,7 +20,7 @@ def dvc_hashes(root: Path | None = None) -> dict[str, str]:
     """md5 of every DVC-tracked data folder (*.dvc files at the project root), e.g. {'data': '…​.dir'}."""
     root = root or project_root()
     out = {}
-    for dvc_file in sorted(root.glob("*.dvc")):
+    for dvc_file in sorted(p for p in root.glob("*.dvc") if p.is_file()):
         doc = yaml.safe_load(dvc_file.read_text()) or {}
         for entry in doc.get("outs", []):
             out[entry.get("path", dvc_file.stem)] = entry.get("md5", "")

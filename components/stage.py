@@ -96,6 +96,8 @@ def load_all() -> dict[str, StageSpec]:
 
 def get(name: str) -> StageSpec:
     """The registered stage `name`, with the list of known names in the error otherwise."""
+    if name in REGISTRY:
+        return REGISTRY[name]
     registry = load_all()
     if name not in registry:
         raise KeyError(f"unknown stage {name!r}; known: {', '.join(sorted(registry))}")

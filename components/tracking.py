@@ -94,14 +94,17 @@ class Tracker:
 
     def log_dataset(self, name: str, source: str, digest: str, context: str, df: Any = None) -> None:
         """Record a dataset input with its digest (a DVC md5 or content hash), so runs show their data."""
-        import mlflow.data
-        from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401  (registers sources)
-        from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+        import warnings
 
-        src = FileSystemDatasetSource(source)
+        import mlflow.data
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        with warnings.catch_warnings():  # a local path matches two equivalent source kinds; either is right
+            warnings.simplefilter("ignore")
+            src = resolve_dataset_source(source)
         if df is not None:
-            dataset = mlflow.data.from_pandas(df, source=source, name=name, digest=digest[:36])
+            dataset = mlflow.data.from_pandas(df, source=src, name=name, digest=digest[:36])
         else:
             dataset = MetaDataset(source=src, name=name, digest=digest[:36])
         with self._active():

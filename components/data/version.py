@@ -42,10 +42,9 @@ def ensure_remote(cfg: VersionConfig, root: Path, workspace: Path) -> str:
     """
     url = os.environ.get("REELFORGE_DVC_REMOTE") or cfg.remote_url
     if not url:
-        current = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root,
-                                 capture_output=True, text=True).stdout.strip()
-        if current:
-            return current
+        proc = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root, capture_output=True, text=True)
+        if proc.returncode == 0 and proc.stdout.strip():  # exits 1 with "No default remote set" otherwise
+            return proc.stdout.strip()
         url = str(workspace / "dvc-remote")
     scope = [] if "://" in url else ["--local"]
     dvc("remote", "add", *scope, "--default", "--force", cfg.remote_name, url, cwd=root)
