@@ -79,10 +79,15 @@ def run_stage(name: str, profile: str = "tiny", sets: list[str] | None = None, t
     check_inputs(name, inputs)
     launch = effective(cfg.launch)
     final = ws / spec.output
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
+    # multi-node: every node must name the same temp folder (shared filesystem), so the job id names it
+    tmp = final.with_name(f".{final.name}.tmp-{os.environ.get('REELFORGE_RDZV_ID') or uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True, exist_ok=True)
     ckpt = ws / "checkpoints" / name
     ckpt.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("REELFORGE_NODE_RANK", "0")) > 0:
+        # other nodes only start their ranks; node 0 owns the MLflow run, the output swap and the manifest
+        _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, None)
+        return {"stage": name, "node_rank": int(os.environ["REELFORGE_NODE_RANK"])}
     run_id = start_run(spec, profile, cfg) if track else None
     system_metrics = _start_system_metrics(run_id)
     started = time.time()

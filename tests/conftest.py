@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("REELFORGE_SYSTEM_METRICS", "0")  # a sampling thread per stage only slows small tests
+# pytest-xdist runs one worker per core: more torch threads per worker only oversubscribe the machine
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
