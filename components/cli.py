@@ -1,6 +1,7 @@
 """The `reelforge` command: one way to run every stage, the pipeline, the data tools and the UIs."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -123,10 +124,13 @@ def ui(
     """Start the MLflow UI on the workspace store and a Prefect server; print both URLs; Ctrl-C stops both."""
     from components.tracking import artifact_root, tracking_uri
 
+    # each server in its own session, so stopping it also stops the workers it forked
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(),
-                          "--default-artifact-root", artifact_root(), "--host", host, "--port", str(mlflow_port)]),
-        subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(prefect_port)]),
+                          "--default-artifact-root", artifact_root(), "--host", host, "--port", str(mlflow_port)],
+                         start_new_session=True),
+        subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(prefect_port)],
+                         start_new_session=True),
     ]
     console.print(f"MLflow UI:  http://{host}:{mlflow_port}\nPrefect UI: http://{host}:{prefect_port}\n"
                   f"Point flows at it: export PREFECT_API_URL=http://{host}:{prefect_port}/api")
@@ -136,8 +140,23 @@ def ui(
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            p.terminate()
+        _stop(procs)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each server's process group, then SIGKILL what is still there after 15 s."""
+    import signal
+
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.time() + 15
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
 
 
 @weights_app.command("check")

@@ -81,3 +81,21 @@ def test_missing_input_stops_before_work_with_named_input(workspace):
     with pytest.raises(InputMissing, match=r"stage test.needs: missing input\(s\) src=.*nope/hello") as err:
         run_stage("test.needs", "tiny")
     assert err.value.exit_code == EXIT_CONFIG
+
+
+def test_system_metrics_are_sampled_into_the_stage_run(workspace, monkeypatch):
+    monkeypatch.setenv("REELFORGE_SYSTEM_METRICS", "1")
+    monkeypatch.setenv("REELFORGE_SYSTEM_METRICS_INTERVAL", "0.5")
+
+    @stage("test.sleep", config=EchoConfig, output="test/sleep")
+    def sleepy(ctx):
+        import time
+
+        time.sleep(2.5)
+        return {}
+
+    result = run_stage("test.sleep", "tiny")
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    metrics = mlflow.get_run(result["mlflow_run_id"]).data.metrics
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+    assert metrics["system/system_memory_usage_megabytes"] > 0
