@@ -11,6 +11,8 @@ from components.workspace import workspace
 os.environ.setdefault("PREFECT_HOME", str(workspace() / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# The ephemeral server's default 20 s start-up limit is too short on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from prefect import flow  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
@@ -18,10 +20,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from components import orchestration  # noqa: E402
+from flows.curate import CURATE_STAGES, curate_flow  # noqa: E402
 from flows.data import DATA_STAGES, data_flow  # noqa: E402
 
 # (sub-flow, its stages) in pipeline order; later capabilities append their flows here.
-SEGMENTS = [(data_flow, DATA_STAGES)]
+SEGMENTS = [(data_flow, DATA_STAGES), (curate_flow, CURATE_STAGES)]
 
 
 def _segment_start(stages: list[str], start: str | None, reached: bool) -> tuple[bool, str | None]:
