@@ -11,7 +11,7 @@ import numpy as np
 
 from components.data.synth_config import DERIVED_KINDS, SHOT_KINDS, SynthConfig
 from components.data.synth_shapes import (ADVERBS, BACKGROUNDS, CAMERA_PHRASES, CAMERAS, COLOURS, DEGRADATIONS,
-                                          DIRECTIONS, OVERLAY_TEXTS, SHAPES, TEXTURES)
+                                          DIRECTIONS, OVERLAY_TEXTS, SHAPES, CAMERA_TEXTURES)
 
 _MAX_DRAWS = 1000  # redraws allowed to dodge holdout combos before the config is declared infeasible
 
@@ -127,7 +127,7 @@ def _draw_scene(rng: np.random.Generator, cfg: SynthConfig, kind: str) -> Scene:
         shape=shape,
         direction=None if static else direction,
         speed=None if static else _pick(rng, ("slow", "fast")),
-        background=_pick(rng, TEXTURES if kind == "camera" else BACKGROUNDS),
+        background=_pick(rng, CAMERA_TEXTURES if kind == "camera" else BACKGROUNDS),
         camera=_pick(rng, CAMERAS) if kind == "camera" else None,
         text=_pick(rng, OVERLAY_TEXTS) if kind == "text" else None,
         x0=float(rng.uniform(0.25, 0.75)),

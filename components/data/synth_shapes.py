@@ -44,6 +44,9 @@ BACKGROUNDS: dict[str, tuple[str, str, tuple]] = {
     "noise": ("texture", "a mottled background", ((50, 50, 50), (150, 150, 150))),
 }
 TEXTURES = tuple(name for name, (family, _, _) in BACKGROUNDS.items() if family == "texture")
+# Camera shots need a texture whose shift shows its direction: diagonal stripes look the same after a pan
+# and after a tilt (the aperture problem), so no method could label those shots from the frames.
+CAMERA_TEXTURES = tuple(name for name in TEXTURES if name != "stripes")
 
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel positions keep slow motion smooth
 _SCALE = 1 << _SHIFT
