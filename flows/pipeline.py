@@ -20,11 +20,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from components import orchestration  # noqa: E402
-from flows.curate import CURATE_STAGES, curate_flow  # noqa: E402
 from flows.data import DATA_STAGES, data_flow  # noqa: E402
 
 # (sub-flow, its stages) in pipeline order; later capabilities append their flows here.
-SEGMENTS = [(data_flow, DATA_STAGES), (curate_flow, CURATE_STAGES)]
+SEGMENTS = [(data_flow, DATA_STAGES)]
 
 
 def _segment_start(stages: list[str], start: str | None, reached: bool) -> tuple[bool, str | None]:
