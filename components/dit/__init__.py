@@ -1,0 +1,1 @@
+"""The video DiT's components: PixArt weight conversion, text encoders, the text-embedding cache."""
