@@ -17,6 +17,7 @@ from components.config import StageConfig
 STAGE_MODULES = [
     "components.data.ingest",
     "components.data.version",
+    "components.curation.split",
     "components.validation.validate",
     "components.training.smoke",
 ]
