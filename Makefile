@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet torch==2.13.0 -c requirements.lock ninja numpy
 	$(PY) -m pip install --quiet --no-build-isolation -c requirements.lock deepspeed
 	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	# LPIPS linear heads ship in the lpips wheel, whose torchvision dependency we must not pull: files only
+	$(PY) -m pip install --quiet --no-deps lpips==0.1.4
 	touch $@
 
 run: install

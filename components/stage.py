@@ -18,6 +18,7 @@ STAGE_MODULES = [
     "components.data.ingest",
     "components.data.version",
     "components.curation.split",
+    "components.evaluation.eval_vae",
     "components.validation.validate",
     "components.training.smoke",
 ]

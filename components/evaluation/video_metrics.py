@@ -1,0 +1,94 @@
+"""Per-frame reconstruction metrics of videos (B, 3, T, H, W): PSNR and SSIM on [0, 1], LPIPS on [-1, 1].
+
+Definitions as in common_metrics_on_video_quality and WF-VAE (EVAL.md): every function returns one value per
+frame, shape (B, T); the reported score is the mean over frames and videos (`mean_score`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+PSNR_CAP = 100.0  # identical frames: 20·log10(1/√1e-10), the cap of the reference implementation
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1 = 0.01**2  # (K1·L)², L = 1
+SSIM_C2 = 0.03**2
+
+
+def _check(real: torch.Tensor, fake: torch.Tensor, name: str) -> None:
+    if real.shape != fake.shape or real.ndim != 5 or real.shape[1] != 3:
+        raise ValueError(f"{name}: expected two videos (B, 3, T, H, W) of one shape, got {tuple(real.shape)} "
+                         f"and {tuple(fake.shape)}")
+
+
+def _frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W)."""
+    b, c, t, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+
+
+def psnr(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """PSNR per frame (B, T) of videos in [0, 1]: 20·log10(1/√MSE), capped at 100 dB."""
+    _check(real, fake, "psnr")
+    mse = (real.double() - fake.double()).pow(2).mean(dim=(1, 3, 4))  # (B, T)
+    value = 20 * torch.log10(1 / mse.clamp_min(1e-300).sqrt())
+    return value.clamp(max=PSNR_CAP)
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Normalised 1-D Gaussian of `size` taps (float64), as cv2.getGaussianKernel and scipy's truncated filter."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter, 'valid' region only (the border pixels SSIM discards)."""
+    c = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def ssim(real: torch.Tensor, fake: torch.Tensor, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """SSIM per frame (B, T) of videos in [0, 1]: Gaussian 11x11 σ 1.5, per RGB channel, then averaged.
+
+    Matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=...): population (co)variances, the map's
+    mean over the pixels at least window//2 from the border.
+    """
+    _check(real, fake, "ssim")
+    b, _, t, h, w = real.shape
+    if min(h, w) < window:
+        raise ValueError(f"ssim: frames of {h}x{w} are smaller than the {window}x{window} window")
+    g = gaussian_window(window, sigma).to(real.device)
+    x, y = _frames(real.double()), _frames(fake.double())  # (B*T, 3, H, W)
+    mx, my = _blur(x, g), _blur(y, g)
+    vx = _blur(x * x, g) - mx * mx
+    vy = _blur(y * y, g) - my * my
+    cov = _blur(x * y, g) - mx * my
+    num = (2 * mx * my + SSIM_C1) * (2 * cov + SSIM_C2)
+    den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
+    per_channel = (num / den).mean(dim=(2, 3))  # (B*T, 3)
+    return per_channel.mean(dim=1).view(b, t)
+
+
+def lpips(real: torch.Tensor, fake: torch.Tensor, model: torch.nn.Module, batch_frames: int = 32) -> torch.Tensor:
+    """LPIPS per frame (B, T) of videos in [-1, 1], `batch_frames` frames per call of `model`."""
+    _check(real, fake, "lpips")
+    b, _, t, _, _ = real.shape
+    x, y = _frames(real), _frames(fake)  # (B*T, 3, H, W)
+    out = [model(x[i : i + batch_frames], y[i : i + batch_frames]) for i in range(0, x.shape[0], batch_frames)]
+    return torch.cat(out).double().view(b, t)
+
+
+def mean_score(per_frame: list[torch.Tensor]) -> float:
+    """Mean over every frame of every video (all clips have the same length, so also the mean of video means)."""
+    values = torch.cat([v.reshape(-1).double() for v in per_frame])
+    if values.numel() == 0:
+        raise ValueError("mean_score: no frames")
+    result = float(values.mean())
+    if not math.isfinite(result):
+        raise ValueError(f"mean_score: non-finite mean {result}")
+    return result
