@@ -115,6 +115,36 @@ def run(
     raise typer.Exit(subprocess.run(cmd).returncode)
 
 
+@app.command("evaluate")
+def evaluate(
+    kind: str = typer.Option("dit", "--kind", "-k", help="dit or vae"),
+    profile: str = PROFILE,
+    version: Optional[str] = typer.Option(None, help="Version number or alias; default: register the current output"),
+) -> None:
+    """Evaluate a model version, write the report, and move `champion` if it beats the current one (Prefect flow)."""
+    cmd = [sys.executable, "-m", "flows.evaluate", "--kind", kind, "--profile", profile]
+    if version:
+        cmd += ["--version", version]
+    raise typer.Exit(subprocess.run(cmd).returncode)
+
+
+@app.command("deploy")
+def deploy(
+    profile: str = PROFILE,
+    source: Optional[str] = typer.Option(None, help="Project folder or git URL workers pull (default: this checkout)"),
+    pool: str = typer.Option("reelforge-process", help="Prefect work pool (created as a process pool if missing)"),
+    paused: bool = typer.Option(False, help="Register the schedules paused"),
+    gpu_slots: int = typer.Option(1, help="Training/evaluation tasks allowed at once (tag limit gpu-heavy), server-wide"),
+) -> None:
+    """Register the scheduled deployments (pipeline, data refresh, nightly evaluation) on PREFECT_API_URL."""
+    cmd = [sys.executable, "-m", "flows.deploy", "--profile", profile, "--pool", pool, "--gpu-slots", str(gpu_slots)]
+    if source:
+        cmd += ["--source", source]
+    if paused:
+        cmd.append("--paused")
+    raise typer.Exit(subprocess.run(cmd).returncode)
+
+
 @app.command("ui")
 def ui(
     mlflow_port: int = typer.Option(5000, help="MLflow UI port"),
@@ -178,6 +208,45 @@ def weights_check(
     if bad:
         console.print(f"[red]{len(bad)} of {len(statuses)} weights missing or mismatched[/red]")
         raise typer.Exit(1)
+
+
+@app.command("sample")
+def sample(
+    prompt: str = typer.Argument(..., help="What to generate; score controls are appended to it"),
+    model: str = typer.Option(..., "--model", "-m", help="Stage output folder, MLflow run id, or models:/name@alias"),
+    mode: str = typer.Option("t2v", help="t2v | i2v | continue | interpolate"),
+    image: Optional[str] = typer.Option(None, help="First frame (i2v, interpolate): an image or video file"),
+    last_image: Optional[str] = typer.Option(None, help="Last frame (interpolate)"),
+    video: Optional[str] = typer.Option(None, help="Video whose last frames the new clip continues"),
+    resolution: str = typer.Option("64px", help="Bucket resolution: 64px … or 240p, 360p, 720p …"),
+    aspect_ratio: str = typer.Option("1.00", help="Height / width label: 0.56, 0.75, 1.00, 1.78 …"),
+    frames: int = typer.Option(17, help="Length in pixel frames"),
+    fps: float = typer.Option(8.0, help="fps condition and fps of the written media"),
+    steps: int = typer.Option(30, help="Sampling steps"),
+    cfg: float = typer.Option(7.0, help="Classifier-free guidance scale"),
+    seed: int = typer.Option(0, help="Noise seed: the same seed gives the same video"),
+    aesthetic: Optional[float] = typer.Option(None, help="Score control: aesthetic score"),
+    motion: Optional[float] = typer.Option(None, help="Score control: motion score"),
+    camera: Optional[str] = typer.Option(None, help="Score control: camera motion (pan_left, tilt_up, static …)"),
+    vae: Optional[str] = typer.Option(None, help="VAE folder instead of the one the model was trained with"),
+    out: Path = typer.Option(Path("samples"), help="Folder for <name>.mp4/.gif/.safetensors/.json"),
+    name: str = typer.Option("sample", help="File name stem"),
+    upscale: int = typer.Option(1, help="Nearest-neighbour enlargement of the written media"),
+) -> None:
+    """Generate a video (text, image, continuation or interpolation) from a trained DiT; write mp4 + gif."""
+    from components.sampling import SampleRequest, sample_to_folder
+    from components.workspace import workspace
+
+    try:
+        request = SampleRequest(prompt=prompt, mode=mode, image=image, last_image=last_image, video=video,
+                                resolution=resolution, aspect_ratio=aspect_ratio, num_frames=frames, fps=fps,
+                                steps=steps, cfg_scale=cfg, seed=seed, aesthetic=aesthetic, motion=motion,
+                                camera=camera)
+        paths = sample_to_folder(model, request, out, workspace(), vae, name, upscale)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]sample failed:[/red] {err}")
+        raise typer.Exit(1)
+    console.print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
 
 
 def main() -> None:

@@ -117,7 +117,8 @@ def run_stage(name: str, profile: str = "tiny", sets: list[str] | None = None, t
     shutil.rmtree(ws / "failed" / name, ignore_errors=True)
     if run_id:
         tracker = tracking.Tracker(run_id)
-        tracker.log_metrics({f"{name.split('.')[0]}/{k}": v for k, v in metrics.items() if _numeric(v)})
+        group = name.split(".")[0]  # names that already carry a group (ingest/accepted) are kept as they are
+        tracker.log_metrics({(k if "/" in k else f"{group}/{k}"): v for k, v in metrics.items() if _numeric(v)})
         tracker.log_metrics({"stage/wall_time_s": wall, "stage/cpu_hours": result["cpu_hours"], "stage/device_hours": result["device_hours"]})
         tracker.log_dict(result, "manifest.json")
         _stop_system_metrics(system_metrics)

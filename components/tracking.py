@@ -32,11 +32,13 @@ def setup() -> str:
     """Point mlflow at the store and make sure the experiment exists; returns its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI, so decide by the URI itself
     name = experiment_name()
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        kwargs = {} if os.environ.get("MLFLOW_TRACKING_URI") else {"artifact_location": artifact_root()}
+        embedded = uri.startswith("sqlite:///") and uri == f"sqlite:///{workspace() / 'mlflow' / 'mlflow.db'}"
+        kwargs = {"artifact_location": artifact_root()} if embedded else {}
         exp_id = mlflow.create_experiment(name, **kwargs)
     else:
         exp_id = exp.experiment_id
