@@ -41,7 +41,9 @@ class PatchEmbed3D(nn.Module):
         x = F.pad(x, (0, (-w) % pw, 0, (-h) % ph, 0, (-t) % pt))
         x = self.proj(x)  # (B, D, T', H', W')
         x = x.flatten(3)  # (B, D, T', H'·W'), tokens row-major over (H', W')
-        return x.permute(0, 2, 3, 1)  # (B, T', S, D)
+        # contiguous: elementwise ops keep their first input's strides, so a permuted view here would leave the
+        # whole residual stream channel-strided and make every LayerNorm and reshape copy it (CPU: ~7% of a step)
+        return x.permute(0, 2, 3, 1).contiguous()  # (B, T', S, D)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

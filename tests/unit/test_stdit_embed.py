@@ -71,3 +71,16 @@ def test_rope_rotates_interleaved_pairs_and_keeps_relative_positions():
     torch.testing.assert_close(dots[1, 0], dots[5, 4], atol=1e-5, rtol=0)
     torch.testing.assert_close(dots[2, 6], dots[0, 4], atol=1e-5, rtol=0)
     torch.testing.assert_close(rq.norm(dim=-1), q.norm().expand(8))
+
+
+def test_patch_embed_tokens_are_contiguous_with_patch_values():
+    from models.stdit.embed import PatchEmbed3D
+
+    embed = PatchEmbed3D((1, 2, 2), in_channels=4, hidden_size=8)
+    x = torch.randn(2, 4, 3, 6, 8)  # (B, C, T, H, W)
+    tokens = embed(x)
+    assert tokens.shape == (2, 3, 12, 8) and tokens.is_contiguous()  # (B, T, H/2·W/2, D)
+    # token (t=1, s=5) is the patch at row 1, column 1 of frame 1 (row-major over 3x4 patches)
+    patch = x[0, :, 1, 2:4, 2:4].reshape(-1)
+    expected = embed.proj.weight.reshape(8, -1) @ patch + embed.proj.bias
+    assert torch.allclose(tokens[0, 1, 5], expected, atol=1e-5)
