@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from components.data.buckets import Assignment, BucketConfig, BucketKey, Clips, assign_buckets, salt
@@ -198,6 +199,9 @@ class BucketBatches:
     def __init__(self, dataset: Dataset, sampler: BucketBatchSampler,
                  collate_fn: Callable[[list[Any]], Any] | None = None, num_workers: int = 0, **loader_kwargs: Any):
         self.sampler = sampler
+        # an own generator: a DataLoader iterator otherwise draws its base seed from torch's global RNG, which
+        # would shift every later random draw (diffusion noise) by one and break exact resume
+        loader_kwargs.setdefault("generator", torch.Generator().manual_seed(sampler.seed))
         self._make = lambda: iter(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
                                              num_workers=num_workers, **loader_kwargs))
         self._it: Iterator[Any] | None = None

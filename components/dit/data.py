@@ -1,0 +1,182 @@
+"""DiT training data: the captioned clip table, bucketed micro-batches of latents, and their caption embeddings.
+
+Each step a rank gets one bucket's micro-batch (components/data/bucket_sampler.py): clips of one resolution,
+frame count and aspect ratio, so latents stack without padding. The frames a clip contributes are fixed per
+(seed, clip): the same request every epoch, which is what lets the latents be memoised (or cached on disk).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from components.curation.clips import clip_id as make_clip_id
+from components.data.bucket_sampler import BucketBatchSampler, BucketItem, EpochPlan, plan_epoch
+from components.data.buckets import Clips, salt
+from components.data.video_table import normalise
+from components.dit.captions import CaptionEmbeddings
+from components.dit.config import DiTDataConfig
+from components.dit.latents import LatentRequest, LatentSource
+from components.hashing import exists
+
+CAPTION_COLUMNS = ["text", "height", "width"]  # what the DiT needs beyond the shared clip-table columns
+
+
+def load_caption_table(source: str) -> pd.DataFrame:
+    """A curated tier table or the ingest metadata as clips with their caption (`text`), height and width."""
+    if not exists(source):
+        raise FileNotFoundError(f"clip table {source} does not exist; run data.ingest (or the curate stages) first")
+    raw = pd.read_parquet(source)
+    table = normalise(raw, source)
+    extra = raw.copy()
+    if "clip_id" not in extra.columns:  # ingest metadata: one clip per video or image, as normalise() names it
+        extra["clip_id"] = [make_clip_id(v, 0, int(n)) for v, n in zip(extra["id"], extra["num_frames"])]
+    missing = [c for c in ("height", "width") if c not in extra.columns]
+    if missing:
+        raise ValueError(f"{source}: lacks column(s) {missing}; buckets need every clip's height and width")
+    if "text" not in extra.columns:
+        extra["text"] = ""
+    extra = extra[["clip_id", *CAPTION_COLUMNS]].drop_duplicates("clip_id")
+    out = table.merge(extra, on="clip_id", how="left", validate="one_to_one")
+    out["text"] = out["text"].fillna("").astype(str)
+    return out
+
+
+def bucket_clips(table: pd.DataFrame, images_from_videos: bool, source: str = "clip table") -> Clips:
+    """The columns bucketing reads; with images_from_videos every clip counts as a one-frame image."""
+    media = ["image"] * len(table) if images_from_videos else table["media"]
+    frames = [1] * len(table) if images_from_videos else table["num_frames"]
+    return Clips.from_table({"height": table["height"], "width": table["width"], "num_frames": frames,
+                             "media": media, "id": table["clip_id"]}, source)
+
+
+class DiTDataset(Dataset):
+    """BucketItem -> {x0 (C, t, h, w) latents, caption, fps, pixel height/width, pixel frames, clip_id}.
+
+    Bucket sizes are floored to multiples of the VAE stride (Open-Sora's 240p 16:9 is 240x426 → 240x424): the
+    video VAE takes whole latent pixels only, and a crop of 2 pixels costs less than padding every sample.
+    """
+
+    def __init__(self, table: pd.DataFrame, cfg: DiTDataConfig, latents: LatentSource, seed: int, stride: int = 8):
+        self.table = table.reset_index(drop=True)
+        self.cfg = cfg
+        self.latents = latents
+        self.seed = seed
+        self.stride = stride
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def frames(self, row: pd.Series, num_frames: int) -> tuple[int, ...]:
+        """Source frames of a sample: fixed per (seed, clip), `frame_interval` apart for videos."""
+        start, end = int(row["start_frame"]), int(row["end_frame"])
+        draw = salt(self.seed, str(row["clip_id"]))
+        if num_frames == 1:
+            return (start,) if row["media"] == "image" else (start + draw % (end - start),)
+        stride = self.cfg.buckets.frame_interval
+        span = (num_frames - 1) * stride + 1
+        if end - start < span:
+            raise ValueError(f"clip {row['clip_id']}: {end - start} frames cannot give {num_frames} frames "
+                             f"{stride} apart")
+        offset = draw % (end - start - span + 1)
+        return tuple(start + offset + i * stride for i in range(num_frames))
+
+    def request(self, item: BucketItem) -> LatentRequest:
+        """The latents a bucket item asks for (the key a latent cache must be filled with)."""
+        row = self.table.iloc[item.index]
+        height, width = item.height // self.stride * self.stride, item.width // self.stride * self.stride
+        return LatentRequest(str(row["clip_id"]), str(row["path"]), self.frames(row, item.num_frames), height, width)
+
+    def __getitem__(self, item: BucketItem) -> dict[str, Any]:
+        row = self.table.iloc[item.index]
+        request = self.request(item)
+        fps = self.cfg.image_fps if item.num_frames == 1 else float(row["fps"]) / self.cfg.buckets.frame_interval
+        return {"x0": self.latents.get(request), "caption": row["text"], "fps": fps, "height": request.height,
+                "width": request.width, "num_frames": item.num_frames, "clip_id": request.clip_id}
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bucket's samples: x0 (B, C, t, h, w), fps/height/width (B,) float, num_frames (B,), captions, ids."""
+    return {
+        "x0": torch.stack([s["x0"] for s in samples]),
+        "fps": torch.tensor([s["fps"] for s in samples], dtype=torch.float32),
+        "height": torch.tensor([s["height"] for s in samples], dtype=torch.float32),
+        "width": torch.tensor([s["width"] for s in samples], dtype=torch.float32),
+        "num_frames": torch.tensor([s["num_frames"] for s in samples], dtype=torch.long),
+        "caption": [s["caption"] for s in samples],
+        "clip_id": [s["clip_id"] for s in samples],
+    }
+
+
+def with_text(batch: dict[str, Any], captions: CaptionEmbeddings) -> dict[str, Any]:
+    """Add the caption embeddings y (B, L, dim) and their mask (B, L)."""
+    batch["y"], batch["mask"] = captions.get(batch["caption"])
+    return batch
+
+
+class DiTBatches:
+    """The Trainer's StatefulData: this rank's bucket micro-batches with caption embeddings; resumable anywhere.
+
+    Read in the main process, without a DataLoader: the memoised latents and the VAE live here, and a DataLoader
+    iterator draws its base seed from torch's global generator when it is created, which would shift a resumed
+    run's noise stream by one draw (the uninterrupted run creates its iterator once, at step 1).
+    """
+
+    def __init__(self, dataset: DiTDataset, sampler: BucketBatchSampler, captions: CaptionEmbeddings):
+        self.dataset = dataset
+        self.sampler = sampler
+        self.captions = captions
+        self._items: Iterator[list[BucketItem]] | None = None
+
+    def __iter__(self) -> "DiTBatches":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._items is None:
+            self._items = iter(self.sampler)
+        batch = collate([self.dataset[item] for item in next(self._items)])
+        self.sampler.advance()  # only micro-batches handed to the trainer count as consumed
+        return with_text(batch, self.captions)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+        self._items = None  # the next batch comes from the restored position
+
+
+@dataclass
+class DiTData:
+    """Everything a stage reads: the stream of its rank, the fixed validation batches, and bucket counts."""
+
+    batches: DiTBatches
+    eval_batches: list[dict[str, Any]]
+    summary: dict[str, int]
+
+
+def eval_batches(plan: EpochPlan, dataset: DiTDataset, captions: CaptionEmbeddings, samples: int) -> list[dict]:
+    """The first `samples` clips of epoch 0's plan, one batch per bucket micro-batch (they cannot stack across)."""
+    out, left = [], samples
+    for g in range(plan.num_batches):
+        items = plan.items(g)[:left]
+        out.append(with_text(collate([dataset[item] for item in items]), captions))
+        left -= len(items)
+        if left == 0:
+            break
+    return out
+
+
+def build_data(table: pd.DataFrame, cfg: DiTDataConfig, latents: LatentSource, captions: CaptionEmbeddings,
+               seed: int, rank: int, world_size: int, eval_samples: int, stride: int = 8,
+               source: str = "clip table") -> DiTData:
+    """The rank's bucketed stream and the validation batches (the same on every rank)."""
+    clips = bucket_clips(table, cfg.images_from_videos, source)
+    dataset = DiTDataset(table, cfg, latents, seed, stride)
+    sampler = BucketBatchSampler(clips, cfg.buckets, rank, world_size, seed)
+    plan = plan_epoch(clips, cfg.buckets, seed, 0)
+    return DiTData(DiTBatches(dataset, sampler, captions), eval_batches(plan, dataset, captions, eval_samples),
+                   plan.summary())
