@@ -21,6 +21,10 @@ STAGE_MODULES = [
     "components.evaluation.eval_vae",
     "components.validation.validate",
     "components.training.smoke",
+    "components.dit.stages",
+    "components.dit.latent_stage",
+    "components.evaluation.adherence_stage",
+    "components.evaluation.vbench.stage",
 ]
 
 

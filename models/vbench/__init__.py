@@ -1,0 +1,1 @@
+"""Networks VBench scores with, in pure PyTorch with the official checkpoints' parameter names."""
