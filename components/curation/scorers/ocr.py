@@ -1,16 +1,18 @@
 """Burned-in text: the PP-OCRv4 text detector (shipped by rapidocr-onnxruntime) with DB post-processing on keyframes.
 
-Columns: ocr_boxes (text boxes in the worst keyframe), ocr_area (their union area in pixels of the frames the
-scorer receives, i.e. the clip's stored resolution when short_side is the split's shorter-side cap) and
-ocr_area_frac (ocr_area / frame area). Filters should threshold ocr_area_frac so one rule holds at every
-resolution. xGen-VideoSyn-1 keeps clips with text boxes totalling < 20,000 px at 720p (1280x720): that is
-20_000 / 921_600 = 2.17% of the frame (XGEN_AREA_FRAC); the same 2.17% is 45,000 px at 1080p and 1,390 px at
-the tiny profile's 128x... frames. Open-Sora counts DBNet++ boxes with confidence > 0.3 (box_thresh below).
-Detection only: no recognition model runs.
+Columns, from the keyframe with the most text (text in any keyframe is a problem):
+  ocr_boxes      text boxes whose mean DB probability is > box_thresh (Open-Sora counts DBNet++ boxes > 0.3)
+  ocr_area       union area of those boxes in pixels of the frames the scorer receives: the clip's stored
+                 resolution, since short_side is the split's shorter-side cap (1080) and frames are never upscaled
+  ocr_area_frac  ocr_area / frame area. Filters should threshold this so one rule holds at every resolution.
+xGen-VideoSyn-1 keeps clips whose text boxes total < 20,000 px at its 720p working size (1280x720): that is
+XGEN_AREA_FRAC = 20,000 / 921,600 = 2.17% of the frame (45,000 px at 1080p, 200 px at 128x72).
+The detector sees each frame at its own size, long side capped at det_max_side (PaddleOCR's det_limit_type
+"max", 960) and never enlarged (det_max_upscale 1): on small frames blown up to PaddleOCR's other default (short
+side 736) the detector reads plain solid shapes as text. Detection only: no recognition model runs.
 """
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.curation.scorer import ClipFrames
+from components.hashing import file_sha256
 
 DET_PACKAGE = "rapidocr_onnxruntime"
 DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
@@ -51,15 +54,6 @@ def detector_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: PP-OCRv4 detector missing from the installed {DET_PACKAGE} package")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def det_size(height: int, width: int, cfg: OcrConfig) -> tuple[int, int]:
