@@ -105,11 +105,14 @@ def run(
     profile: str = PROFILE,
     from_stage: Optional[str] = typer.Option(None, "--from", help="Start at this stage, reusing upstream outputs"),
     no_dvc: bool = typer.Option(False, help="Run stages directly instead of through `dvc repro`"),
+    stop_after: Optional[str] = typer.Option(None, "--stop-after", help="End after this segment: data, curate, vae, adapt, pretrain, evaluate"),
 ) -> None:
     """Run the whole pipeline as one Prefect flow (ephemeral Prefect server unless PREFECT_API_URL is set)."""
     cmd = [sys.executable, "-m", "flows.pipeline", "--profile", profile]
     if from_stage:
         cmd += ["--from", from_stage]
+    if stop_after:
+        cmd += ["--stop-after", stop_after]
     if no_dvc:
         cmd.append("--no-dvc")
     raise typer.Exit(subprocess.run(cmd).returncode)

@@ -20,10 +20,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from components import orchestration  # noqa: E402
+from flows.curate import CURATE_STAGES, curate_flow  # noqa: E402
 from flows.data import DATA_STAGES, data_flow  # noqa: E402
 
 # (sub-flow, its stages) in pipeline order; later capabilities append their flows here.
-SEGMENTS = [(data_flow, DATA_STAGES)]
+SEGMENTS = [(data_flow, DATA_STAGES), (curate_flow, CURATE_STAGES)]
 
 
 def _segment_start(stages: list[str], start: str | None, reached: bool) -> tuple[bool, str | None]:
@@ -33,12 +34,20 @@ def _segment_start(stages: list[str], start: str | None, reached: bool) -> tuple
     return (True, start) if start in stages else (False, None)
 
 
+def segment_name(segment) -> str:
+    """data_flow → data: the name `--stop-after` takes."""
+    return segment.name.removesuffix("_flow")
+
+
 @flow(name="reelforge-pipeline", log_prints=True)
-def pipeline(profile: str = "tiny", start: str | None = None, use_dvc: bool = True) -> list[dict]:
+def pipeline(profile: str = "tiny", start: str | None = None, use_dvc: bool = True, stop_after: str | None = None) -> list[dict]:
     """Run every segment in order under one MLflow parent run; returns the per-stage table."""
     known = [name for _, names in SEGMENTS for name in names]
     if start and start not in known:
         raise ValueError(f"--from {start!r}: not a pipeline stage; stages: {', '.join(known)}")
+    segments = [segment_name(seg) for seg, _ in SEGMENTS]
+    if stop_after and stop_after not in segments:
+        raise ValueError(f"--stop-after {stop_after!r}: not a segment; segments: {', '.join(segments)}")
     parent = orchestration.start_parent_run(profile, str(flow_run.id) if flow_run.id else None)
     rows: list[dict] = []
     reached = False
@@ -49,6 +58,8 @@ def pipeline(profile: str = "tiny", start: str | None = None, use_dvc: bool = Tr
                 continue
             reached = True
             rows += segment(profile=profile, use_dvc=use_dvc, start=first)
+            if segment_name(segment) == stop_after:
+                break
     except BaseException:
         orchestration.finish_parent_run(parent, rows, status="FAILED")
         raise
@@ -69,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--from", dest="start", default=None)
     parser.add_argument("--no-dvc", action="store_true")
+    parser.add_argument("--stop-after", default=None, help="segment to end with: data, curate, vae, adapt, pretrain, …")
     args = parser.parse_args(argv)
-    rows = pipeline(profile=args.profile, start=args.start, use_dvc=not args.no_dvc)
+    rows = pipeline(profile=args.profile, start=args.start, use_dvc=not args.no_dvc, stop_after=args.stop_after)
     print_table(rows)
     return 0
 

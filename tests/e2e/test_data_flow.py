@@ -43,7 +43,7 @@ def runs(root):
 
 def test_first_run_tracks_versions_validates_and_quarantines(project):
     root, env = project
-    proc, first_wall = reelforge(root, env, "run", "--profile", "tiny")
+    proc, first_wall = reelforge(root, env, "run", "--profile", "tiny", "--stop-after", "data")
     assert "pipeline stages" in proc.stdout and "data.validate" in proc.stdout  # the wall-time table
 
     all_runs = runs(root)
@@ -80,7 +80,7 @@ def test_first_run_tracks_versions_validates_and_quarantines(project):
 
     # second run: nothing changed, so DVC skips ingest and validate and the corpus is not rewritten
     ingest_hashes = tree_sha256(root / "workspace" / "data" / "ingest")
-    proc, second_wall = reelforge(root, env, "run", "--profile", "tiny")
+    proc, second_wall = reelforge(root, env, "run", "--profile", "tiny", "--stop-after", "data")
     parent2 = [r for r in runs(root) if r.data.tags.get("reelforge.kind") == "pipeline"][-1]
     skipped = {r.data.tags["reelforge.stage"] for r in runs(root)
                if r.data.tags.get("mlflow.parentRunId") == parent2.info.run_id and r.data.tags.get("reelforge.skipped") == "true"}
@@ -98,7 +98,7 @@ def test_validation_failure_stops_the_flow_with_a_named_expectation(project):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["overrides"]["data"]["validate"] = {"max_fps": 10}  # the corpus has 12-30 fps videos
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    proc, _ = reelforge(root, env, "run", "--profile", "tiny", "--from", "data.validate", check=False)
+    proc, _ = reelforge(root, env, "run", "--profile", "tiny", "--from", "data.validate", "--stop-after", "data", check=False)
     assert proc.returncode != 0
     error = json.loads((root / "workspace" / "failed" / "data.validate" / "error.json").read_text())
     assert error["exit_code"] == 3
