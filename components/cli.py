@@ -105,7 +105,7 @@ def run(
     profile: str = PROFILE,
     from_stage: Optional[str] = typer.Option(None, "--from", help="Start at this stage, reusing upstream outputs"),
     no_dvc: bool = typer.Option(False, help="Run stages directly instead of through `dvc repro`"),
-    stop_after: Optional[str] = typer.Option(None, "--stop-after", help="End after this segment: data, curate, vae, adapt, pretrain, evaluate"),
+    stop_after: Optional[str] = typer.Option(None, "--stop-after", help="End after this segment: data, curate, vae, adapt, pretrain, eval"),
 ) -> None:
     """Run the whole pipeline as one Prefect flow (ephemeral Prefect server unless PREFECT_API_URL is set)."""
     cmd = [sys.executable, "-m", "flows.pipeline", "--profile", profile]

@@ -24,10 +24,13 @@ STAGE_MODULES = [
     "components.evaluation.eval_vae",
     "components.validation.validate",
     "components.training.smoke",
+    "components.training.vae_stages",
     "components.dit.stages",
     "components.dit.latent_stage",
     "components.evaluation.adherence_stage",
     "components.evaluation.vbench.stage",
+    "components.dit.pretrain",
+    "components.evaluation.val_loss",
 ]
 
 

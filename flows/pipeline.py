@@ -20,11 +20,22 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from components import orchestration  # noqa: E402
+from flows.adapt import ADAPT_STAGES, adapt_flow  # noqa: E402
 from flows.curate import CURATE_STAGES, curate_flow  # noqa: E402
 from flows.data import DATA_STAGES, data_flow  # noqa: E402
+from flows.evaluation import EVAL_STAGES, eval_flow  # noqa: E402
+from flows.pretrain import PRETRAIN_STAGES, pretrain_flow  # noqa: E402
+from flows.vae import VAE_STAGES, vae_flow  # noqa: E402
 
 # (sub-flow, its stages) in pipeline order; later capabilities append their flows here.
-SEGMENTS = [(data_flow, DATA_STAGES), (curate_flow, CURATE_STAGES)]
+SEGMENTS = [
+    (data_flow, DATA_STAGES),
+    (curate_flow, CURATE_STAGES),
+    (vae_flow, VAE_STAGES),
+    (adapt_flow, ADAPT_STAGES),
+    (pretrain_flow, PRETRAIN_STAGES),
+    (eval_flow, EVAL_STAGES),
+]
 
 
 def _segment_start(stages: list[str], start: str | None, reached: bool) -> tuple[bool, str | None]:

@@ -1,0 +1,61 @@
+"""`reelforge run` runs the whole chain at micro size: data → curate → VAE → DiT adaptation → pretraining → eval,
+as one Prefect flow run with one MLflow parent run and a child run per stage."""
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import make_project
+
+pytestmark = pytest.mark.slow
+
+STAGES = (["data.ingest", "data.version", "data.validate", "curate.split", "curate.score", "curate.caption", "curate.tier"]
+          + [f"vae.stage{i}" for i in range(4)] + ["dit.stage0"] + [f"dit.adapt{i}" for i in range(1, 9)]
+          + ["cache.latents", "pretrain.tier1", "pretrain.tier2", "pretrain.tier3", "eval.loss", "eval.vae", "eval.adherence"])
+MICRO = {"steps": 2}
+
+
+def micro_overrides() -> dict:
+    """A few steps per training stage, a tiny corpus, two adherence samples: the chain's wiring, not its quality."""
+    over: dict = {"data": {"synth": {"n_videos": 4, "n_images": 2}, "ingest": {}, "validate": {}},
+                  "curate": {"split": {}, "score": {}, "caption": {}, "tier": {}, "flow": {}},
+                  "cache": {"latents": {}}, "eval": {"vae": {"clips": {"fraction": 1.0}}, "loss": {}, "vbench": {},
+                                                      "adherence": {"samples": 2, "steps": 2}}}
+    over["vae"] = {f"stage{i}": dict(MICRO) for i in range(4)}
+    over["dit"] = {name: dict(MICRO) for name in ["stage0"] + [f"adapt{i}" for i in range(1, 9)]}
+    over["pretrain"] = {f"tier{i}": dict(MICRO) for i in (1, 2, 3)}
+    return over
+
+
+def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
+    root = make_project(tmp_path / "project")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["overrides"] = micro_overrides()
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "REELFORGE_", "PREFECT_"))}
+    env.update(REELFORGE_ROOT=str(root), PREFECT_HOME=str(root / "prefect-home"), REELFORGE_SYSTEM_METRICS="0",
+               OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "components.cli", "run", "--profile", "tiny", "--no-dvc"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
+    assert "pipeline stages" in proc.stdout and "eval.adherence" in proc.stdout  # the per-stage wall-time table
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'workspace' / 'mlflow' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["reelforge"], output_format="list")
+    parents = [r for r in runs if r.data.tags.get("reelforge.kind") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.tags["reelforge.stage"] for r in children) == sorted(STAGES)
+    assert all(r.info.status == "FINISHED" for r in children)
+
+    ws = root / "workspace"
+    assert (ws / "pretrain" / "tier3" / "model.safetensors").stat().st_size > 0
+    adherence = json.loads((ws / "eval" / "adherence" / "adherence.json").read_text())["scores"]
+    assert 0 <= adherence["colour_accuracy"] <= 1 and 0 <= adherence["direction_accuracy"] <= 1
+    assert adherence["chance"]["colour"] == pytest.approx(1 / len(json.loads((root / "data" / "ground_truth.json").read_text())["vocabulary"]["colours"]))
+    vae_metrics = json.loads((ws / "eval" / "vae" / "metrics.json").read_text())
+    assert "psnr" in json.dumps(vae_metrics)
