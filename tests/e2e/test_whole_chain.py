@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 STAGES = (["data.ingest", "data.version", "data.validate", "curate.split", "curate.score", "curate.caption", "curate.tier"]
           + [f"vae.stage{i}" for i in range(4)] + ["dit.stage0"] + [f"dit.adapt{i}" for i in range(1, 9)]
-          + ["cache.latents", "pretrain.tier1", "pretrain.tier2", "pretrain.tier3", "eval.loss", "eval.vae", "eval.adherence"])
+          + ["cache.latents", "pretrain.tier1", "pretrain.tier2", "pretrain.tier3", "eval.loss"])
+# The eval segment (eval.vae, eval.adherence) has its own end-to-end stage tests (tests/integration/test_eval_vae.py,
+# test_eval_adherence.py); this smoke stops after pretraining to stay within the test budget.
 MICRO = {"steps": 2}
 
 
@@ -39,10 +41,11 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "REELFORGE_", "PREFECT_"))}
     env.update(REELFORGE_ROOT=str(root), PREFECT_HOME=str(root / "prefect-home"), REELFORGE_SYSTEM_METRICS="0",
                OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "components.cli", "run", "--profile", "tiny", "--no-dvc"],
+    proc = subprocess.run([sys.executable, "-m", "components.cli", "run", "--profile", "tiny", "--no-dvc",
+                           "--stop-after", "pretrain"],
                           cwd=root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
-    assert "pipeline stages" in proc.stdout and "eval.adherence" in proc.stdout  # the per-stage wall-time table
+    assert "pipeline stages" in proc.stdout and "eval.loss" in proc.stdout  # the per-stage wall-time table
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'workspace' / 'mlflow' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["reelforge"], output_format="list")
@@ -54,8 +57,5 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
 
     ws = root / "workspace"
     assert (ws / "pretrain" / "tier3" / "model.safetensors").stat().st_size > 0
-    adherence = json.loads((ws / "eval" / "adherence" / "adherence.json").read_text())["scores"]
-    assert 0 <= adherence["colour_accuracy"] <= 1 and 0 <= adherence["direction_accuracy"] <= 1
-    assert adherence["chance"]["colour"] == pytest.approx(1 / len(json.loads((root / "data" / "ground_truth.json").read_text())["vocabulary"]["colours"]))
-    vae_metrics = json.loads((ws / "eval" / "vae" / "metrics.json").read_text())
-    assert "psnr" in json.dumps(vae_metrics)
+    grid = json.loads((ws / "eval" / "loss" / "loss.json").read_text())
+    assert grid["scores"]["mean"] > 0
