@@ -37,7 +37,8 @@ STAGES = {
     "vae.stage0": ["steps=30", "batch_size=4", "data.num_frames=3", "data.frame_stride=2"],
     "vae.stage1": ["steps=30", "batch_size=2", "data.num_frames=9"],
     "vae.stage2": ["steps=15", "batch_size=2", "data.num_frames=9", "lr=0.0005"],
-    "vae.stage3": ["steps=30", "batch_size=2", "data.num_frames=9", "lr=0.001", "latent_stats_batches=3"],
+    "vae.stage3": ["steps=100", "batch_size=2", "data.num_frames=9", "lr=0.002", "latent_stats_batches=3",
+                   "val_every=50"],
 }
 # a corrupt clip that is not held out, so the training stages draw it
 BAD_ID = next(f"corrupt{i}" for i in range(100) if not is_heldout(f"corrupt{i}-000000-000020", HELDOUT))
@@ -107,9 +108,13 @@ def test_each_stage_lowers_its_loss_on_a_fixed_batch(trained, stage):
 
 
 @pytest.mark.parametrize("stage,key", [(0, "train/l1"), (1, "train/latent_nll"), (2, "train/latent_nll"),
-                                       (3, "train/l1")])
+                                       (3, "train/pixel_nll")])
 def test_each_stage_lowers_its_training_loss(trained, stage, key):
-    """Mean of the first vs the last 8 logged steps (stage 3 draws a new clip length every sample: noisy)."""
+    """Mean of the first vs the last 8 logged steps (stage 3 draws a new clip length every sample: noisy).
+
+    Stage 3 at this size starts at the 2D VAE's floor, so its plain L1 barely moves in a test's budget: its
+    loss (RECIPE §2: the L1 through the learnable log-variance) is what falls.
+    """
     ws, results = trained
     values = history(ws, results[f"vae.stage{stage}"]["mlflow_run_id"], key)
     assert np.mean(values[-8:]) < np.mean(values[:8]), (stage, values)
@@ -122,7 +127,8 @@ def test_outputs_media_metrics_and_tags(trained):
         assert (out / "model.safetensors").stat().st_size > 0 and (out / "vae_config.json").exists()
         gifs, mp4s = sorted((out / "samples").glob("*.gif")), sorted((out / "samples").glob("*.mp4"))
         steps = int(STAGES[name][0].split("=")[1])
-        expected = [f"step_{s:08d}" for s in sorted({*range(10, steps + 1, 10), steps})]
+        every = int(next((s for s in STAGES[name] if s.startswith("val_every=")), "val_every=10").split("=")[1])
+        expected = [f"step_{s:08d}" for s in sorted({*range(every, steps + 1, every), steps})]
         assert [p.stem for p in gifs] == expected and [p.stem for p in mp4s] == expected
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["step"] == steps and metrics["val"]["val/psnr"] > 5
@@ -134,7 +140,7 @@ def test_outputs_media_metrics_and_tags(trained):
                 "train/samples_per_s", "train/peak_mem_mb", "val/psnr", "data/corrupt_skipped"):
         assert client.get_metric_history(run.info.run_id, key), key
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
-    assert "samples/step_00000030.mp4" in artifacts and "samples/step_00000030.gif" in artifacts
+    assert "samples/step_00000100.mp4" in artifacts and "samples/step_00000100.gif" in artifacts
     stage1 = client.get_run(results["vae.stage1"]["mlflow_run_id"])
     assert client.get_metric_history(stage1.info.run_id, "train/identity")  # images were mixed in
 
