@@ -26,7 +26,7 @@ def test_stage_chain_and_pipeline_segment():
     from flows.pipeline import SEGMENTS
 
     assert CURATE_STAGES == ["curate.split", "curate.score", "curate.caption", "curate.tier"]
-    assert [stages for _, stages in SEGMENTS][-1] == CURATE_STAGES
+    assert [stages for _, stages in SEGMENTS][1] == CURATE_STAGES  # right after the data segment
 
 
 def test_flow_config_per_profile(workspace):
