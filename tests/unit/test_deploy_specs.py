@@ -48,7 +48,7 @@ def test_evaluate_config_per_kind_and_plan(workspace):
     assert todo.run == [("eval.vae", ["vae.dir=/reg/v1"])] and todo.skipped == []
     dit = load("dit", "tiny")
     todo = plan(dit, "/reg/v1", registered={"eval.loss"}, explicit_version=False)
-    assert todo.run == [("eval.loss", ["model=/reg/v1"])]  # model_sets points eval.loss at the version
+    assert todo.run == [("eval.loss", [])]
     assert [name for name, _ in todo.skipped] == ["eval.vbench", "eval.adherence"]
     assert "not a registered stage" in todo.skipped[0][1]
     with pytest.raises(ConfigError, match="model_kind 'gan': expected one of vae, dit"):
