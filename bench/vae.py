@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
 
+from bench._memory import peak_cpu_tensor_bytes  # noqa: E402
 from models.vae import VAE_models  # noqa: E402
 
 MIB = 1 << 20
@@ -97,27 +98,6 @@ def timed(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, rep
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return out, best
-
-
-def peak_cpu_tensor_bytes(fn: Callable[[], object]) -> int:
-    """Peak CPU tensor memory held at once during fn(), from the profiler's allocation events (exact for tensors)."""
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events: list[tuple[int, int]] = []
-    stack = list(prof.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        node = stack.pop()
-        if node.tag == _EventType.Allocation:
-            events.append((node.start_time_ns, node.extra_fields.alloc_size))
-        stack.extend(node.children)
-    held = peak = 0
-    for _, size in sorted(events):
-        held += size
-        peak = max(peak, held)
-    return peak
 
 
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
