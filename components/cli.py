@@ -123,11 +123,15 @@ def evaluate(
     kind: str = typer.Option("dit", "--kind", "-k", help="dit or vae"),
     profile: str = PROFILE,
     version: Optional[str] = typer.Option(None, help="Version number or alias; default: register the current output"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override one eval stage's config: "
+                                             "STAGE.KEY=VALUE, e.g. eval.adherence.samples=8 (repeatable)"),
 ) -> None:
     """Evaluate a model version, write the report, and move `champion` if it beats the current one (Prefect flow)."""
     cmd = [sys.executable, "-m", "flows.evaluate", "--kind", kind, "--profile", profile]
     if version:
         cmd += ["--version", version]
+    for item in set_ or []:
+        cmd += ["--set", item]
     raise typer.Exit(subprocess.run(cmd).returncode)
 
 

@@ -2,7 +2,9 @@
 
 For model_kind "vae": eval.vae. For "dit": eval.loss, eval.vbench, eval.adherence (configs/<profile>/evaluate.yaml).
 Without `version`, the training stage's current output is registered (once per content) as the `candidate`;
-the gate moves `champion` to it only when it beats the current champion.
+the gate moves `champion` to it only when it beats the current champion. Each eval stage reads the version's
+snapshot through its `model_sets` key; `--set <eval stage>.<key>=<value>` (flow parameter `overrides`) changes
+one stage's config.
 """
 from __future__ import annotations
 
@@ -47,17 +49,22 @@ def gate_and_report(model_kind: str, profile: str, version: str, fresh: list[str
 
 @flow(name="evaluate_flow", log_prints=True)
 def evaluate_flow(model_kind: Literal["dit", "vae"] = "dit", profile: str = "tiny", version: str | None = None,
-                  use_dvc: bool = False) -> dict[str, Any]:
-    """Evaluate a model version, write the report, and promote it to champion if it beats the current one."""
+                  use_dvc: bool = False, overrides: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Evaluate a model version, write the report, and promote it to champion if it beats the current one.
+
+    `overrides` adds --set items per eval stage ({"eval.adherence": ["samples=4"]}) after the version's model key.
+    """
     cfg = evaluate.load(model_kind, profile)
     picked = register_candidate(model_kind, profile, version)
     mv = evaluate.candidate(cfg, picked["version"])
     run_id, previous = evaluate.start_run(model_kind, profile, cfg, mv, str(flow_run.id) if flow_run.id else None)
     rows: list[dict] = []
     try:
-        todo = evaluate.plan(cfg, mv.source, set(stages.load_all()), explicit_version=version is not None)
+        todo = evaluate.plan(cfg, mv.source, set(stages.load_all()), explicit_version=version is not None,
+                             overrides=overrides)
         for name, reason in todo.skipped:
             print(f"skipping {name}: {reason}")
+        evaluate.preflight(cfg, mv, todo, profile)
         for name, sets in todo.run:
             rows.append(stage(name, profile, use_dvc, sets))
         summary = gate_and_report(model_kind, profile, picked["version"], [r["stage"] for r in rows], run_id)
@@ -74,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--version", default=None, help="version number or alias; default: register the current output")
     parser.add_argument("--use-dvc", action="store_true")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                        help="override one eval stage's config, e.g. eval.adherence.samples=8 (repeatable)")
     args = parser.parse_args(argv)
-    summary = evaluate_flow(model_kind=args.kind, profile=args.profile, version=args.version, use_dvc=args.use_dvc)
+    overrides = evaluate.split_sets(evaluate.load(args.kind, args.profile), args.sets)
+    summary = evaluate_flow(model_kind=args.kind, profile=args.profile, version=args.version, use_dvc=args.use_dvc,
+                            overrides=overrides or None)
     print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}, indent=1))
     return 0
 

@@ -74,11 +74,37 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan(cfg: EvaluateConfig, source: str, registered: set[str], explicit_version: bool) -> Plan:
-    """Eval stages to run against `source`; unregistered stages are skipped with the reason, never faked."""
+def split_sets(cfg: EvaluateConfig, items: list[str]) -> dict[str, list[str]]:
+    """`eval.adherence.samples=4` (the CLI's --set) -> {"eval.adherence": ["samples=4"]}, for an eval stage only."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key = item.split("=", 1)[0]
+        # the longest stage name first: a stage name may itself be a prefix of another (eval.vae, eval.vae2)
+        name = next((s for s in sorted(cfg.eval_stages, key=len, reverse=True) if key.startswith(f"{s}.")), None)
+        if name is None or "=" not in item:
+            raise configs.ConfigError(f"--set {item!r}: expected <eval stage>.<key>=<value> with the stage one of "
+                                      f"{', '.join(cfg.eval_stages)} (e.g. {cfg.eval_stages[0]}.seed=1)")
+        out.setdefault(name, []).append(item[len(name) + 1:])
+    return out
+
+
+def plan(cfg: EvaluateConfig, source: str, registered: set[str], explicit_version: bool,
+         overrides: dict[str, list[str]] | None = None) -> Plan:
+    """Eval stages to run against `source`, each with `overrides[stage]` after its model key; unregistered stages
+    are skipped with the reason, never faked."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(cfg.eval_stages))
+    if unknown:
+        raise configs.ConfigError(f"overrides for {unknown}: not eval stages of {cfg.registered_model} "
+                                  f"({', '.join(cfg.eval_stages)})")
     out = Plan()
     for name in cfg.eval_stages:
         key = cfg.model_sets.get(name)
+        extra = list(overrides.get(name, []))
+        clash = [s for s in extra if key and s.split("=", 1)[0].strip() == key]
+        if clash:
+            raise configs.ConfigError(f"overrides for {name}: {clash[0]!r} would replace the version under "
+                                      f"evaluation ({key}={source}); evaluate another version with --version")
         if name not in registered:
             out.skipped.append((name, "not a registered stage (components/stage.py STAGE_MODULES); "
                                       "the report lists it as not run"))
@@ -86,8 +112,25 @@ def plan(cfg: EvaluateConfig, source: str, registered: set[str], explicit_versio
             out.skipped.append((name, f"no model_sets.{name} key to point it at {source}; it would evaluate "
                                       "its default input instead of this version"))
         else:
-            out.run.append((name, [f"{key}={source}"] if key else []))
+            out.run.append((name, ([f"{key}={source}"] if key else []) + extra))
     return out
+
+
+def preflight(cfg: EvaluateConfig, version: Any, todo: Plan, profile: str) -> None:
+    """Resolve every planned stage's config and check its inputs (the version's weights file among them) before
+    the first stage runs, so a version without e.g. ema.safetensors fails at once, naming the file."""
+    from components import stage as stages
+    from components.errors import InputMissing
+    from components.runner import check_inputs
+
+    ws = workspace()
+    for name, sets in todo.run:
+        spec = stages.get(name)
+        stage_cfg = configs.resolve(name, spec.config, profile, sets)
+        try:
+            check_inputs(name, spec.inputs(stage_cfg, ws))
+        except InputMissing as err:
+            raise InputMissing(f"{cfg.registered_model} v{version.version} ({version.source}): {err}") from None
 
 
 def start_run(kind: str, profile: str, cfg: EvaluateConfig, version: Any, flow_run_id: str | None) -> tuple[str, str | None]:

@@ -3,7 +3,6 @@ a registered model version (all three give the same video for the same seed)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 
 from components import registry, tracking
 from components.cli import app
-from components.data.synth import SynthConfig, synthesize
 from components.evaluation.adherence_stage import GRID, REPORT, AdherenceConfig, eval_adherence
 from components.evaluation.results import read_stage
 from components.model_source import resolve_model
@@ -21,15 +19,13 @@ from components.runner import run_stage
 from components.stage import StageContext
 from components.tracking import NoopTracker
 from components.workspace import project_root
+from tests.integration.eval_testing import MICRO as EVAL_MICRO
+from tests.integration.eval_testing import corpus
 from tests.unit.sampling_testing import write_dit_export
 
 pytestmark = pytest.mark.slow
 
-MICRO = ["samples=4", "steps=2", "resolution=32px", "num_frames=9", "grid_columns=2", "upscale=1"]
-
-
-def corpus(folder: Path) -> dict:
-    return synthesize(folder, SynthConfig(n_videos=2, n_images=1, plant_bad=False))
+MICRO = EVAL_MICRO["eval.adherence"]
 
 
 def test_stage_reports_accuracy_chance_and_counts(tmp_path):
@@ -64,7 +60,7 @@ def test_runner_logs_to_mlflow_and_sample_resolves_folder_run_and_registry(works
     root = project_root()
     corpus(root / "data")
     monkeypatch.setenv("REELFORGE_STAGE_MODULES", "components.evaluation.adherence_stage")
-    result = run_stage("eval.adherence", "tiny", MICRO)
+    result = run_stage("eval.adherence", "tiny", MICRO + ["model=dit/adapt8", "weights=model"])
     run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(result["mlflow_run_id"])
     assert run.data.metrics["eval/colour_chance"] == 0.125 and run.data.metrics["eval/samples"] == 4
     assert 0.0 <= run.data.metrics["eval/direction_accuracy"] <= 1.0
