@@ -14,24 +14,27 @@ from typing import Any, Callable
 from components.config import StageConfig
 
 # Modules that define stages; importing them fills REGISTRY. Later capabilities append here.
-STAGE_MODULES = [
-    "components.data.ingest",
-    "components.data.version",
-    "components.curation.split",
-    "components.curation.score",
-    "components.curation.caption",
-    "components.curation.tier",
-    "components.evaluation.eval_vae",
-    "components.validation.validate",
-    "components.training.smoke",
-    "components.training.vae_stages",
-    "components.dit.stages",
-    "components.dit.latent_stage",
-    "components.evaluation.adherence_stage",
-    "components.evaluation.vbench.stage",
-    "components.dit.pretrain",
-    "components.evaluation.val_loss",
-]
+# Where each stage is defined, by name prefix: a stage process imports only its own module (importing them all
+# costs seconds per process: Great Expectations, diffusers, ...). tests/unit/test_stage_homes.py keeps it exact.
+STAGE_HOMES = {
+    "data.ingest": "components.data.ingest",
+    "data.version": "components.data.version",
+    "data.validate": "components.validation.validate",
+    "curate.split": "components.curation.split",
+    "curate.score": "components.curation.score",
+    "curate.caption": "components.curation.caption",
+    "curate.tier": "components.curation.tier",
+    "train.smoke": "components.training.smoke",
+    "vae.": "components.training.vae_stages",
+    "dit.": "components.dit.stages",
+    "cache.latents": "components.dit.latent_stage",
+    "pretrain.": "components.dit.pretrain",
+    "eval.vae": "components.evaluation.eval_vae",
+    "eval.adherence": "components.evaluation.adherence_stage",
+    "eval.vbench": "components.evaluation.vbench.stage",
+    "eval.loss": "components.evaluation.val_loss",
+}
+STAGE_MODULES = list(dict.fromkeys(STAGE_HOMES.values()))
 
 
 @dataclass
@@ -106,8 +109,16 @@ def load_all() -> dict[str, StageSpec]:
     return REGISTRY
 
 
+def home(name: str) -> str | None:
+    """The module that defines stage `name` (STAGE_HOMES), or None when no prefix matches."""
+    return next((module for prefix, module in STAGE_HOMES.items()
+                 if name == prefix or (prefix.endswith(".") and name.startswith(prefix))), None)
+
+
 def get(name: str) -> StageSpec:
     """The registered stage `name`, with the list of known names in the error otherwise."""
+    if name not in REGISTRY and home(name):
+        importlib.import_module(home(name))
     if name in REGISTRY:
         return REGISTRY[name]
     registry = load_all()
