@@ -21,7 +21,9 @@ from components.stage import StageContext
 from components.tracking import NoopTracker
 from models.raft import RAFT_models
 from models.vbench.aesthetic import LinearHead
+from models.vbench.amt import AMT, AMTConfig
 from models.vbench.dino import DinoConfig, DinoViT
+from models.vbench.musiq import MUSIQ, MusiqConfig
 from models.vbench.umt import UMTClassifier, UMTConfig
 from models.vbench.viclip import ViCLIP, ViCLIPConfig
 from tests.unit.sampling_testing import write_dit_export
@@ -30,14 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from vbench_testing import moving_square, write_lossless, write_tiny_clip  # noqa: E402
 
 pytestmark = pytest.mark.slow
-# custom mode's 10 dimensions less the two not implemented (motion_smoothness: AMT-S, imaging_quality: MUSIQ)
-CUSTOM_COMPUTED = {"subject_consistency", "background_consistency", "temporal_flickering", "dynamic_degree",
-                   "aesthetic_quality", "human_action", "temporal_style", "overall_consistency"}
+# custom mode's 10 dimensions: all of them run on random-init networks here
+CUSTOM_COMPUTED = {"subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
+                   "dynamic_degree", "aesthetic_quality", "imaging_quality", "human_action", "temporal_style",
+                   "overall_consistency"}
 
 
 def random_weights(folder: Path) -> dict[str, str]:
     """Random-init checkpoints in the official formats, small widths: DINO, CLIP folder, LAION linear head,
-    RAFT-things, UMT (+ class names), ViCLIP."""
+    RAFT-things, AMT-S, MUSIQ, UMT (+ class names), ViCLIP."""
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(DinoViT(DinoConfig(dim=64, depth=2, heads=1)).state_dict(), folder / "dino.pth")
@@ -50,10 +53,15 @@ def random_weights(folder: Path) -> dict[str, str]:
     viclip = ViCLIP(ViCLIPConfig(patch_size=32, width=32, layers=1, heads=1, embed_dim=16, text_width=32,
                                  text_layers=1, text_heads=1, vocab=82))  # write_tiny_clip's vocabulary
     torch.save({"model": viclip.state_dict()}, folder / "viclip.pth")
+    amt = AMT(AMTConfig(channels=(8, 8, 12, 12), skip_channels=4, feature_dim=16, num_flows=2, hidden_dim=8,
+                        flow_dim=4, corr_dim=8, fc_dim=8))
+    torch.save({"state_dict": amt.state_dict()}, folder / "amt_s.pth")
+    torch.save(MUSIQ(MusiqConfig(hidden=64, mlp_dim=128, heads=1, layers=1)).state_dict(), folder / "musiq.pth")
     return {"dino-vitb16": str(folder / "dino.pth"), "clip-vit-b-32-hf": str(clip), "clip-vit-l-14-hf": str(clip),
             "laion-aesthetic-linear": str(folder / "head.pth"), "raft-things": str(folder / "raft.pth"),
             "umt-l16": str(folder / "umt.pth"), "k400-labels": str(folder / "k400.txt"),
-            "viclip": str(folder / "viclip.pth")}
+            "viclip": str(folder / "viclip.pth"), "amt-s": str(folder / "amt_s.pth"),
+            "musiq-spaq": str(folder / "musiq.pth")}
 
 
 def test_custom_mode_through_the_runner_logs_to_mlflow(workspace, tmp_path, monkeypatch):
@@ -77,13 +85,16 @@ def test_custom_mode_through_the_runner_logs_to_mlflow(workspace, tmp_path, monk
     for dim in ("temporal_style", "overall_consistency"):
         assert -1.0 <= scores[dim]["value"] <= 1.0
     assert scores["subject_consistency"]["weights"][0]["file"] == weights["dino-vitb16"]
-    assert scores["imaging_quality"]["reason"].startswith("not implemented in ReelForge")
-    assert scores["total"]["value"] is None and scores["partial"]["dimensions"] == 8
+    assert 0.0 <= scores["motion_smoothness"]["value"] <= 1.0 and scores["motion_smoothness"]["videos"] == 2
+    # a random MUSIQ head regresses any number (a trained one gives 0-100, i.e. 0-1 after /100)
+    assert np.isfinite(scores["imaging_quality"]["value"]) and scores["imaging_quality"]["videos"] == 2
+    assert scores["color"]["reason"].startswith("custom mode supports only")
+    assert scores["total"]["value"] is None and scores["partial"]["dimensions"] == 10
 
     run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(manifest["mlflow_run_id"])
     assert run.data.metrics["eval.vbench/subject_consistency"] == pytest.approx(scores["subject_consistency"]["value"])
     assert run.data.metrics["eval.vbench/partial.total"] == pytest.approx(scores["partial"]["total"])
-    assert run.data.tags["reelforge.eval.vbench.imaging_quality"].startswith("not implemented")
+    assert run.data.tags["reelforge.eval.vbench.color"].startswith("custom mode supports only")
     artifacts = {a.path for a in mlflow.MlflowClient(tracking.tracking_uri()).list_artifacts(run.info.run_id, "eval")}
     assert {"eval/vbench.json", "eval/vbench_chart.png", "eval/dimensions"} <= artifacts
     assert read_stage(workspace, "eval.vbench").metrics["eval.vbench/temporal_flickering"] == pytest.approx(

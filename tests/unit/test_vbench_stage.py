@@ -50,8 +50,8 @@ def test_custom_mode_without_weights(workspace, tmp_path):
     assert scores["partial"]["note"].startswith("PARTIAL: 1 of 16 dimensions")
     assert scores["subject_consistency"]["reason"] == \
         f"missing dino-vitb16: {store}/vbench/dino_vitbase16_pretrain.pth"
-    assert scores["motion_smoothness"]["reason"].startswith("not implemented in ReelForge (the official "
-                                                            f"computation needs amt-s ({store}/vbench/amt_s.pth)")
+    assert scores["motion_smoothness"]["reason"] == f"missing amt-s: {store}/vbench/amt_s.pth"
+    assert scores["scene"]["reason"].startswith("custom mode supports only")  # scene needs the prompt's aux info
     assert scores["color"]["reason"].startswith("custom mode supports only subject_consistency")
     per_video = json.loads((workspace / "eval/vbench/dimensions/temporal_flickering.json").read_text())["videos"]
     assert [(Path(v["video"]).name, v["prompt"]) for v in per_video] == [("a blue square.mp4", "a blue square"),
@@ -72,9 +72,8 @@ def test_not_computed_reasons_and_partial_block(workspace, tmp_path):
     assert outcome.results["temporal_flickering"].value == pytest.approx(250.5 / 255)
     assert outcome.not_computed == {
         "subject_consistency": f"missing dino-vitb16: {tmp_path}/store/vbench/dino_vitbase16_pretrain.pth",
-        "motion_smoothness": "not implemented in ReelForge (the official computation needs amt-s "
-                             f"({tmp_path}/store/vbench/amt_s.pth))",
-        "scene": "not implemented in ReelForge (the official computation needs tag2text)"}
+        "motion_smoothness": f"missing amt-s: {tmp_path}/store/vbench/amt_s.pth",
+        "scene": "tag2text: not located; bert-base-uncased-vocab: not located; tag2text-tag-list: not located"}
     block, agg = report.scores(outcome)
     assert block["quality"]["value"] is None and block["partial"]["quality"] == pytest.approx(
         (250.5 / 255 - 0.6293) / 0.3707)

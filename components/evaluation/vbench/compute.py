@@ -13,22 +13,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components.evaluation.vbench.catalog import spec
 from components.evaluation.vbench.dimensions_action import human_action
+from components.evaluation.vbench.dimensions_amt import motion_smoothness
 from components.evaluation.vbench.dimensions_clip import aesthetic_quality, appearance_style
 from components.evaluation.vbench.dimensions_consistency import background_consistency, subject_consistency
+from components.evaluation.vbench.dimensions_grit import (color, multiple_objects, object_class, run_grit,
+                                                           spatial_relationship)
 from components.evaluation.vbench.dimensions_motion import DynamicConfig, dynamic_degree
+from components.evaluation.vbench.dimensions_musiq import imaging_quality
 from components.evaluation.vbench.dimensions_pixel import temporal_flickering
+from components.evaluation.vbench.dimensions_scene import scene
 from components.evaluation.vbench.dimensions_viclip import video_text_similarity
 from components.evaluation.vbench.hub import ModelHub
+from components.evaluation.vbench.tag2text_caption import CaptionSettings
 from components.evaluation.vbench.prompts import VideoItem
 from components.evaluation.vbench.scores import DimensionResult
 
 
 class ComputeSettings(BaseModel):
-    """Batching and the motion rule's constants."""
+    """Batching, the motion rule's constants and the scene captioner's settings."""
 
     model_config = ConfigDict(extra="forbid")
     batch: int = Field(16, ge=1)  # frames per network call
     dynamic: DynamicConfig = DynamicConfig()
+    scene: CaptionSettings = CaptionSettings()
 
 
 Runner = Callable[[ModelHub, list[VideoItem], ComputeSettings], DimensionResult]
@@ -43,13 +50,21 @@ RUNNERS: dict[str, Runner] = {
     "background_consistency": lambda hub, v, s: background_consistency(hub.get("clip-vit-b-32-hf").model, v,
                                                                        hub.device, s.batch),
     "temporal_flickering": lambda hub, v, s: temporal_flickering(v),
+    "motion_smoothness": lambda hub, v, s: motion_smoothness(hub.get("amt-s"), v, hub.device, s.batch),
     "dynamic_degree": lambda hub, v, s: dynamic_degree(hub.get("raft-things"), v, s.dynamic),
     "aesthetic_quality": lambda hub, v, s: aesthetic_quality(hub.get("clip-vit-l-14-hf").model,
                                                              hub.get("laion-aesthetic-linear"), v, hub.device, s.batch),
     "appearance_style": lambda hub, v, s: appearance_style(hub.get("clip-vit-b-32-hf").model,
                                                            hub.get("clip-vit-b-32-hf").tokenizer, v, hub.device,
                                                            s.batch),
+    "imaging_quality": lambda hub, v, s: imaging_quality(hub.get("musiq-spaq"), v, hub.device, s.batch),
+    "object_class": lambda hub, v, s: run_grit(object_class, hub, v, s.batch),
+    "multiple_objects": lambda hub, v, s: run_grit(multiple_objects, hub, v, s.batch),
     "human_action": lambda hub, v, s: human_action(hub.get("umt-l16"), hub.get("k400-labels"), v, hub.device),
+    "color": lambda hub, v, s: run_grit(color, hub, v, s.batch),
+    "spatial_relationship": lambda hub, v, s: run_grit(spatial_relationship, hub, v, s.batch),
+    "scene": lambda hub, v, s: scene(hub.get("tag2text"), hub.get("bert-base-uncased-vocab"),
+                                     hub.get("tag2text-tag-list"), v, hub.device, s.scene),
     "temporal_style": lambda hub, v, s: _viclip("temporal_style", hub, v),
     "overall_consistency": lambda hub, v, s: _viclip("overall_consistency", hub, v),
 }
@@ -89,7 +104,11 @@ def compute(dimensions: list[str], videos_for: Callable[[str], list[VideoItem]],
             out.not_computed[dim] = reason
             continue
         started = time.time()
-        result = RUNNERS[dim](hub, videos, settings)
+        try:
+            result = RUNNERS[dim](hub, videos, settings)
+        except ValueError as err:  # a rule with nothing to score (e.g. color: no video names a colour it can check)
+            out.not_computed[dim] = f"not scorable on these videos: {err}"
+            continue
         result.settings["weights"] = hub.records(spec(dim).weights)
         out.results[dim], out.seconds[dim] = result, time.time() - started
     return out

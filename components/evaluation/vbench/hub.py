@@ -9,6 +9,10 @@ from typing import Any, Callable
 
 from components.evaluation.loaders import WeightFile
 from components.evaluation.vbench import loaders
+from components.evaluation.vbench.loaders_amt import load_amt
+from components.evaluation.vbench.loaders_grit import load_grit
+from components.evaluation.vbench.loaders_musiq import load_musiq
+from components.evaluation.vbench.loaders_tag2text import load_bert_vocab, load_tag2text, load_tag_list
 from components.evaluation.vbench.weights import Located
 
 
@@ -23,9 +27,15 @@ LOADERS: dict[str, Callable[[str], tuple[Any, WeightFile]]] = {
     "clip-vit-l-14-hf": _clip,
     "laion-aesthetic-linear": loaders.load_aesthetic_head,
     "raft-things": loaders.load_raft_model,
+    "amt-s": load_amt,
     "umt-l16": loaders.load_umt,
     "k400-labels": loaders.load_labels,
     "viclip": loaders.load_viclip,
+    "grit-b": load_grit,
+    "musiq-spaq": load_musiq,
+    "tag2text": load_tag2text,
+    "bert-base-uncased-vocab": load_bert_vocab,
+    "tag2text-tag-list": load_tag_list,
 }
 
 
