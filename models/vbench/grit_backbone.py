@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.vbench.grit_config import GRiTConfig
+from models.vbench.layers import Mlp
 
 
 def window_partition(x: torch.Tensor, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -91,16 +92,6 @@ class Attention(nn.Module):
         x = (attn.softmax(dim=-1) @ v).view(b, self.heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
         return self.proj(x)
 
-
-class Mlp(nn.Module):
-    """timm Mlp: fc1, exact GELU, fc2."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):

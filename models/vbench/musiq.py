@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.vbench.layers import Mlp
 from models.vbench.musiq_patches import multiscale_patches, pad_same
 
 ROOT_WIDTH = 64  # pyiqa's resnet_token_dim: the root's channels; the bottleneck widens them 4x
@@ -96,16 +97,6 @@ class MultiHeadAttention(nn.Module):
         attn = scores.masked_fill(~pair, MASKED_SCORE).softmax(dim=-1)
         return self.out((attn @ v).transpose(1, 2).reshape(b, n, c))
 
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class TransformerBlock(nn.Module):

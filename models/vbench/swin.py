@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from models.vbench.layers import Mlp
+
 SHIFT_MASK = -100.0  # Swin's additive mask between tokens that came from different regions of a shifted window
 
 
@@ -90,14 +92,6 @@ class WindowAttention(nn.Module):
             attn = attn.view(-1, self.heads, n, n)
         return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class SwinBlock(nn.Module):
