@@ -18,6 +18,7 @@ import torch.nn as nn
 from components import weights
 from components.training.checkpoint import export_safetensors, load_safetensors
 from models.vae import VAE_models, VideoVAE
+from models.vae.losses import LogVariance
 
 EXPORT_WEIGHTS = "model.safetensors"
 EXPORT_CONFIG = "vae.json"
@@ -45,9 +46,7 @@ class VAETrainModule(nn.Module):
         self.vae = vae
         self.stage = stage
         self.sample = sample
-        # models.vae.losses.LogVariance holds a 0-dim parameter, which DeepSpeed ZeRO cannot flatten into its
-        # partitions; the same scalar as a 1-element parameter works under both engines
-        self.logvar = nn.Parameter(torch.tensor([float(logvar_init)]))
+        self.logvar = LogVariance(logvar_init)  # a 1-element parameter: ZeRO partitions it like any other
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         """x: (B, 3, T, H, W) in [-1, 1]."""
@@ -58,14 +57,14 @@ class VAETrainModule(nn.Module):
             z = post.sample() if self.sample else post.mode()
             rec = self.vae.spatial.decode(z).sample  # (B*T, 3, H, W)
             x_rec = rec.view(b, t, c, h, w).permute(0, 2, 1, 3, 4)  # (B, 3, T, H, W)
-            return {"x_rec": x_rec, "kl": post.kl(), "logvar": self.logvar[0]}
+            return {"x_rec": x_rec, "kl": post.kl(), "logvar": self.logvar()}
         z2d = self.vae.encode_frames(x, sample=self.sample)  # (B, C, T, h, w)
         posterior = self.vae.encode_temporal(z2d)  # over (B, C, t, h, w)
         z = posterior.sample() if self.sample else posterior.mode()
         z2d_rec = self.vae.decode_temporal(z, x.shape[2])  # (B, C, T, h, w)
         x_rec = self.vae.decode_frames(z2d_rec) if self.stage == 3 else None
         return {"x_rec": x_rec, "z2d": z2d, "z2d_rec": z2d_rec, "z": z, "mean": posterior.mean,
-                "post_logvar": posterior.logvar, "logvar": self.logvar[0]}
+                "post_logvar": posterior.logvar, "logvar": self.logvar()}
 
 
 def set_trainable(vae: VideoVAE, parts: list[str]) -> dict[str, int]:

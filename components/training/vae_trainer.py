@@ -74,7 +74,7 @@ class VAETrainer(Trainer):
         self.history["corrupt_skipped"] = int(self.history.get("corrupt_skipped", 0) + totals[-1, 0].item())
         metrics = {f"train/{k}": totals[i, 0].item() / totals[i, 1].item()
                    for i, k in enumerate(self.terms) if totals[i, 1] > 0}
-        metrics["train/logvar"] = float(self.engine.module.logvar.detach().float())
+        metrics["train/logvar"] = float(self.engine.module.logvar().detach().float())
         metrics["data/corrupt_skipped"] = float(self.history["corrupt_skipped"])
         if self.info.rank == 0:
             self.tracker.log_metrics(metrics, step=step)

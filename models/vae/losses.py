@@ -24,14 +24,19 @@ Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class LogVariance(nn.Module):
-    """The learnable scalar log-variance that weighs reconstruction against its own scale."""
+    """The learnable scalar log-variance that weighs reconstruction against its own scale.
+
+    Stored as a 1-element parameter, not a 0-dim one: DeepSpeed ZeRO cannot flatten 0-dim parameters into its
+    partitions, and DDP and plain training do not care.
+    """
 
     def __init__(self, init: float = 0.0):
         super().__init__()
-        self.value = nn.Parameter(torch.tensor(float(init)))
+        self.value = nn.Parameter(torch.tensor([float(init)]))
 
     def forward(self) -> torch.Tensor:
-        return self.value
+        """The log-variance as a 0-dim tensor."""
+        return self.value[0]
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
