@@ -29,7 +29,7 @@ from components.dit.objective import Objective
 from components.dit.pretrain_config import PretrainConfig, profile_cells
 from components.dit.pretrain_trainer import PretrainTrainer
 from components.dit.samples import SampleWriter, write_loss_curve
-from components.dit.stages import INIT_REPORT, _check_shapes, _stage_info, initialise
+from components.dit.stages import INIT_REPORT, check_shapes, stage_info, initialise
 from components.dit.stale import guard_checkpoints
 from components.dit.val_grid import CacheOrEncode, GridBatches, build_grid, grid_objective, heldout_mask
 from components.evaluation.val_loss import heatmap
@@ -133,7 +133,7 @@ def prepare_tier(ctx: StageContext, evaluate: bool = True) -> TierRun:
     text = caption_embeddings(cfg.text, cfg.text_cache, ctx.profile, ws)  # lazy: loads only on a miss
     latents, captions, cache = latent_source(cfg, ws, codec, text)
     model, init = initialise(cfg, ctx, captions)
-    _check_shapes(cfg, captions, codec, model)
+    check_shapes(cfg, captions, codec, model)
     source = ctx.inputs["clips"]
     table, held = training_table(source, cfg)
     data = build_data(table, cfg.data, latents, captions, cfg.seed, ctx.rank, ctx.world_size, cfg.eval_samples,
@@ -169,7 +169,7 @@ def train_tier(ctx: StageContext) -> dict[str, Any]:
         result = trainer.train()
         if ctx.is_main:
             ema = trainer.ema.state_dict() if trainer.ema is not None else None
-            info = _stage_info(ctx, cfg, run.init, result["step"]) | {"tier": cfg.tier,
+            info = stage_info(ctx, cfg, run.init, result["step"]) | {"tier": cfg.tier,
                                                                       "latents": cfg.latents.model_dump()}
             export_model(ctx.out, run.engine.module, ema, info)
             _report(ctx, trainer, run.init, result, run.samples, run.grid)

@@ -65,7 +65,7 @@ def initialise(cfg: DiTStageConfig, ctx: StageContext, captions: CaptionEmbeddin
     return model, InitReport(source="random", loaded=0)
 
 
-def _check_shapes(cfg: DiTStageConfig, captions: CaptionEmbeddings, codec: Any, model: STDiT) -> None:
+def check_shapes(cfg: DiTStageConfig, captions: CaptionEmbeddings, codec: Any, model: STDiT) -> None:
     """The text encoder and VAE must fit the model's input widths (a recipe mixing sizes fails here, by field)."""
     if captions.dim != cfg.model.caption_channels:
         raise ConfigError(f"model.caption_channels={cfg.model.caption_channels} but the {cfg.text.kind} text encoder "
@@ -76,7 +76,7 @@ def _check_shapes(cfg: DiTStageConfig, captions: CaptionEmbeddings, codec: Any, 
                           f"{cfg.model.vae_spatial_stride}")
 
 
-def _stage_info(ctx: StageContext, cfg: DiTStageConfig, init: InitReport, step: int) -> dict[str, Any]:
+def stage_info(ctx: StageContext, cfg: DiTStageConfig, init: InitReport, step: int) -> dict[str, Any]:
     """What dit.json records beside the STDiT config: enough for the next stage and for sampling later."""
     return {"stage": ctx.name, "profile": ctx.profile, "step": step, "diffusion": cfg.diffusion.model_dump(),
             "vae": cfg.vae.model_dump(), "text": cfg.text.model_dump(), "init": init.source}
@@ -88,7 +88,7 @@ def import_stage(ctx: StageContext) -> dict[str, Any]:
     tracker = ctx.tracker or NoopTracker()
     model, init = initialise(cfg, ctx, None)
     if ctx.is_main:
-        export_model(ctx.out, model, None, _stage_info(ctx, cfg, init, 0))
+        export_model(ctx.out, model, None, stage_info(ctx, cfg, init, 0))
         (ctx.out / INIT_REPORT).write_text(json.dumps(init.to_dict(), indent=2) + "\n")
         tracker.log_dict(init.to_dict(), INIT_REPORT)
     return {"loaded": init.loaded, "kept_init": len(init.new)}
@@ -122,7 +122,7 @@ def train_stage(ctx: StageContext, latents: LatentSource | None = None,
     captions = captions or caption_embeddings(cfg.text, cfg.text_cache, ctx.profile, ctx.workspace)
     codec = build_codec(cfg.vae, ctx.workspace, ctx.profile, device)  # samples are decoded with it too
     model, init = initialise(cfg, ctx, captions)
-    _check_shapes(cfg, captions, codec, model)
+    check_shapes(cfg, captions, codec, model)
     source = ctx.inputs["clips"]
     table = load_caption_table(source)
     data = build_data(table, cfg.data, latents or OnTheFlyLatents(codec, cfg.vae.memo), captions, cfg.seed,
@@ -144,7 +144,7 @@ def train_stage(ctx: StageContext, latents: LatentSource | None = None,
         result = trainer.train()
         if ctx.is_main:
             ema = trainer.ema.state_dict() if trainer.ema is not None else None
-            export_model(ctx.out, engine.module, ema, _stage_info(ctx, cfg, init, result["step"]))
+            export_model(ctx.out, engine.module, ema, stage_info(ctx, cfg, init, result["step"]))
             _report(ctx, trainer, init, result, samples)
     finally:
         engine.close()
