@@ -28,7 +28,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
 
 from bench._flops import stdit_step_flops  # noqa: E402
-from bench._memory import peak_cpu_tensor_bytes  # noqa: E402
+from components.memory import peak_cpu_tensor_bytes  # noqa: E402
 from models.stdit import STDiT, stdit_config  # noqa: E402
 
 MIB = 1 << 20

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
 
 from bench._flops import stdit_step_flops  # noqa: E402
-from bench._memory import peak_cuda_bytes  # noqa: E402
+from components.memory import peak_cuda_bytes  # noqa: E402
 from models.stdit import STDIT_SIZES, STDiT_models  # noqa: E402
 
 GIB = 1 << 30

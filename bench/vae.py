@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the checkout
 
-from bench._memory import peak_cpu_tensor_bytes  # noqa: E402
+from components.memory import peak_bytes  # noqa: E402
 from models.vae import VAE_models  # noqa: E402
 
 MIB = 1 << 20
@@ -98,17 +98,6 @@ def timed(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, rep
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return out, best
-
-
-def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    return peak_cpu_tensor_bytes(fn)
 
 
 @torch.no_grad()

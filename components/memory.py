@@ -9,7 +9,7 @@ import torch
 def peak_cpu_tensor_bytes(fn: Callable[[], object]) -> int:
     """Peak bytes of CPU tensor memory held at once while fn() runs, above what was held before it.
 
-    The probe of tests/unit/vae_testing.py: torch.profiler with profile_memory=True records every allocation and
+    torch.profiler with profile_memory=True records every allocation and
     free of torch's CPU allocator (frees as negative sizes); their running sum is exact for tensor memory.
     tracemalloc cannot see torch's allocator and ru_maxrss never goes down. Not counted: scratch memory oneDNN
     allocates inside a kernel without torch.
