@@ -15,9 +15,8 @@ pytestmark = pytest.mark.slow
 
 STAGES = (["data.ingest", "data.version", "data.validate", "curate.split", "curate.score", "curate.caption", "curate.tier"]
           + [f"vae.stage{i}" for i in range(4)] + ["dit.stage0"] + [f"dit.adapt{i}" for i in range(1, 9)]
-          + ["cache.latents", "pretrain.tier1", "pretrain.tier2", "pretrain.tier3", "eval.loss"])
-# The eval segment (eval.vae, eval.adherence) has its own end-to-end stage tests (tests/integration/test_eval_vae.py,
-# test_eval_adherence.py); this smoke stops after pretraining to stay within the test budget.
+          + ["cache.latents", "pretrain.tier1", "pretrain.tier2", "pretrain.tier3", "eval.loss", "eval.vae",
+             "eval.adherence"])
 MICRO = {"steps": 2}
 
 
@@ -41,8 +40,7 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "REELFORGE_", "PREFECT_"))}
     env.update(REELFORGE_ROOT=str(root), PREFECT_HOME=str(root / "prefect-home"), REELFORGE_SYSTEM_METRICS="0",
                OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "components.cli", "run", "--profile", "tiny", "--no-dvc",
-                           "--stop-after", "pretrain"],
+    proc = subprocess.run([sys.executable, "-m", "components.cli", "run", "--profile", "tiny", "--no-dvc"],
                           cwd=root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
     assert "pipeline stages" in proc.stdout and "eval.loss" in proc.stdout  # the per-stage wall-time table
@@ -59,3 +57,10 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
     assert (ws / "pretrain" / "tier3" / "model.safetensors").stat().st_size > 0
     grid = json.loads((ws / "eval" / "loss" / "loss.json").read_text())
     assert grid["scores"]["mean"] > 0
+    # the eval segment scored what the chain trained: the last VAE stage and the pretrained DiT's EMA weights
+    vae = json.loads((ws / "eval" / "vae" / "metrics.json").read_text())
+    assert "vae/stage3/" in vae["vae"]["file"]
+    assert 0 < vae["scores"]["psnr"]["value"] < 60 and 0 <= vae["scores"]["ssim"]["value"] <= 1
+    adherence = json.loads((ws / "eval" / "adherence" / "adherence.json").read_text())
+    assert adherence["model"].endswith("pretrain/tier3") and adherence["settings"]["weights"] == "ema"
+    assert adherence["scores"]["samples"] == 2 and 0 <= adherence["scores"]["colour_accuracy"] <= 1
