@@ -31,6 +31,8 @@ class TrainConfig(StageConfig):
     grad_accum_steps: int = Field(1, ge=1)
     lr: float = Field(1e-4, gt=0)
     warmup_steps: int = Field(0, ge=0)  # linear warmup from 0 to lr, then constant (RECIPE §4)
+    decay: Literal["constant", "cosine"] = "constant"  # after warmup; cosine ends at lr * min_lr_ratio at `steps`
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from typing import Any, Protocol
@@ -34,21 +35,31 @@ class StatefulData(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class WarmupConstant:
-    """Linear warmup from 0 to lr over warmup_steps, then constant (RECIPE §4)."""
+class WarmupSchedule:
+    """Linear warmup from 0 to lr over warmup_steps, then constant (RECIPE §4) or a cosine decay to min_lr_ratio."""
 
-    def __init__(self, lr: float, warmup_steps: int):
+    def __init__(self, lr: float, warmup_steps: int, decay: str = "constant", total_steps: int = 1,
+                 min_lr_ratio: float = 0.0):
         self.base_lr = lr
         self.warmup_steps = warmup_steps
+        self.decay, self.total_steps, self.min_lr_ratio = decay, total_steps, min_lr_ratio
 
     def __call__(self, step: int) -> float:
         """The lr of optimiser step `step` (1-based): step 1 of 1000 warmup steps gets lr/1000."""
-        if self.warmup_steps == 0:
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.base_lr * step / self.warmup_steps
+        if self.decay == "constant":
             return self.base_lr
-        return self.base_lr * min(1.0, step / self.warmup_steps)
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, max(0, step - self.warmup_steps) / span)
+        floor = self.base_lr * self.min_lr_ratio
+        return floor + (self.base_lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps}
+        state = {"base_lr": self.base_lr, "warmup_steps": self.warmup_steps}
+        if self.decay != "constant":  # constant schedules keep the state older checkpoints recorded
+            state |= {"decay": self.decay, "total_steps": self.total_steps, "min_lr_ratio": self.min_lr_ratio}
+        return state
 
 
 class EMA:
@@ -111,7 +122,7 @@ class Trainer:
         self.engine = engine
         self.checkpointer = checkpointer
         self.info = info or DistInfo(rank=checkpointer.rank, world_size=checkpointer.world_size)
-        self.schedule = WarmupConstant(cfg.lr, cfg.warmup_steps)
+        self.schedule = WarmupSchedule(cfg.lr, cfg.warmup_steps, cfg.decay, cfg.steps, cfg.min_lr_ratio)
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
         self.metrics = MetricLogger(tracker, cfg.log_every, cfg.steps, self.info.rank == 0, cfg.progress,
                                     engine.device)

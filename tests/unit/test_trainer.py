@@ -12,7 +12,7 @@ from torch import nn
 from components.stage import REGISTRY, StageContext
 from components.training.checkpoint import load_safetensors
 from components.training.smoke import ShardedBatches, SmokeConfig, train_smoke
-from components.training.trainer import EMA, SimulatedKill, WarmupConstant
+from components.training.trainer import EMA, SimulatedKill, WarmupSchedule
 
 
 class RecordingTracker:
@@ -103,11 +103,20 @@ def test_grad_accumulation_matches_larger_batch(tmp_path):
 
 
 def test_warmup_then_constant():
-    schedule = WarmupConstant(lr=1e-4, warmup_steps=1000)
+    schedule = WarmupSchedule(lr=1e-4, warmup_steps=1000)
     assert schedule(1) == pytest.approx(1e-7)
     assert schedule(500) == pytest.approx(5e-5)
     assert schedule(1000) == schedule(70_000) == 1e-4
-    assert WarmupConstant(lr=3e-3, warmup_steps=0)(1) == 3e-3
+    assert WarmupSchedule(lr=3e-3, warmup_steps=0)(1) == 3e-3
+
+
+def test_warmup_then_cosine_to_the_floor():
+    schedule = WarmupSchedule(lr=1e-3, warmup_steps=10, decay="cosine", total_steps=110, min_lr_ratio=0.1)
+    assert schedule(5) == pytest.approx(5e-4) and schedule(10) == pytest.approx(1e-3)
+    assert schedule(60) == pytest.approx(1e-4 + 9e-4 * 0.5)  # half way: cos(pi/2) = 0
+    assert schedule(110) == pytest.approx(1e-4) == schedule(500)
+    assert schedule.state_dict() == {"base_lr": 1e-3, "warmup_steps": 10, "decay": "cosine", "total_steps": 110,
+                                     "min_lr_ratio": 0.1}
 
 
 def test_ema_closed_form():
