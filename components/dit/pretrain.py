@@ -30,7 +30,7 @@ from components.dit.pretrain_config import PretrainConfig, profile_cells
 from components.dit.pretrain_trainer import PretrainTrainer
 from components.dit.samples import SampleWriter, write_loss_curve
 from components.dit.stages import INIT_REPORT, check_shapes, stage_info, initialise
-from components.dit.stale import guard_checkpoints
+from components.training.stale import guard_checkpoints, recipe_digest
 from components.dit.val_grid import CacheOrEncode, GridBatches, build_grid, grid_objective, heldout_mask
 from components.evaluation.val_loss import heatmap
 from components.hashing import content_hash
@@ -146,7 +146,7 @@ def prepare_tier(ctx: StageContext, evaluate: bool = True) -> TierRun:
     if ctx.is_main:
         _log_start(ctx, cfg, source, held, data.summary, init, grid)
     objective = Objective(cfg.diffusion, cfg.model.learn_sigma)
-    guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank)
+    guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank, recipe_digest(cfg))
     engine = build_engine(cfg, model, info)
     tracker = ctx.tracker or NoopTracker()
     samples = SampleWriter(cfg.sample, objective, codec, text, ctx.out / "samples", tracker,

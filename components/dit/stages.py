@@ -26,7 +26,7 @@ from components.dit.model_io import (EMA_FILE, MODEL_FILE, InitReport, build_mod
                                      load_pixart_weights)
 from components.dit.objective import Objective
 from components.dit.samples import SampleWriter, write_loss_curve
-from components.dit.stale import guard_checkpoints
+from components.training.stale import guard_checkpoints, recipe_digest
 from components.dit.text_encoders import apply_null_caption
 from components.dit.trainer import DiTTrainer
 from components.hashing import content_hash
@@ -132,7 +132,7 @@ def train_stage(ctx: StageContext, latents: LatentSource | None = None,
                            | {"init_source": init.source, "init_loaded": init.loaded, "init_new": len(init.new)})
         tracker.log_dataset(name="dit-clips", source=source, digest=content_hash(source), context="training")
     objective = Objective(cfg.diffusion, cfg.model.learn_sigma)
-    guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank)
+    guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank, recipe_digest(cfg))
     engine = build_engine(cfg, model, info)
     samples = SampleWriter(cfg.sample, objective, codec, captions, ctx.out / "samples", tracker,
                            cfg.data.image_fps) if ctx.is_main else None

@@ -30,6 +30,9 @@ class VAEStageConfig(TrainConfig):
     posterior_logvar_init: float | None = None
     logvar_init: float = 0.0  # the learnable log-variance every reconstruction term goes through
     kl_weight: float = Field(1e-6, ge=0)
+    # stage 0 only (the tiny profile's stand-in for SDXL's VAE): + weight * pixel MSE. L1 alone settles on the
+    # background colour where a small saturated object is uncertain (a median); MSE makes those errors count.
+    mse_weight: float = Field(0.0, ge=0)
     perceptual: Literal["auto", "lpips", "off"] = "auto"  # auto: LPIPS if its weights are in the store
     perceptual_weight: float = Field(0.1, ge=0)
     # the fixed validation batch: reconstructed, scored and written as side-by-side mp4 + gif every val_every steps

@@ -18,7 +18,7 @@ from models.vae.video_vae import VAEOutput
 
 # Terms each stage logs, in a fixed order so ranks can reduce them together. l1 is the plain mean absolute pixel
 # error (logged only: the nll terms also move with the learnable log-variance).
-STAGE_TERMS = {0: ("loss", "pixel_nll", "kl", "l1"), 1: ("loss", "latent_nll", "identity"), 2: ("loss", "latent_nll"),
+STAGE_TERMS = {0: ("loss", "pixel_nll", "kl", "mse", "l1"), 1: ("loss", "latent_nll", "identity"), 2: ("loss", "latent_nll"),
                3: ("loss", "pixel_nll", "kl", "l1")}
 
 
@@ -42,11 +42,13 @@ def to_vae_output(out: dict) -> VAEOutput:
 
 
 def stage0_terms(x: torch.Tensor, out: dict, perceptual: Callable | None, perceptual_weight: float,
-                 kl_weight: float) -> dict[str, torch.Tensor]:
-    """2D VAE: pixel L1 (+ perceptual) through the log-variance, + kl_weight * KL of the per-frame posterior."""
+                 kl_weight: float, mse_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """2D VAE: pixel L1 (+ perceptual) through the log-variance, + kl_weight * KL of the per-frame posterior,
+    + mse_weight * pixel MSE."""
     terms = {"pixel_nll": pixel_nll(x, out["x_rec"], out["logvar"], perceptual, perceptual_weight),
-             "kl": out["kl"].mean(), "l1": (x - out["x_rec"]).abs().mean().detach()}
-    terms["loss"] = terms["pixel_nll"] + kl_weight * terms["kl"]
+             "kl": out["kl"].mean(), "mse": (x - out["x_rec"]).pow(2).mean(),
+             "l1": (x - out["x_rec"]).abs().mean().detach()}
+    terms["loss"] = terms["pixel_nll"] + kl_weight * terms["kl"] + mse_weight * terms["mse"]
     return terms
 
 
@@ -60,12 +62,12 @@ def combine(parts: list[tuple[int, dict[str, torch.Tensor]]]) -> dict[str, torch
 
 
 def micro_batch_loss(stage: int, model: Callable[[torch.Tensor], dict], batch: dict, perceptual: Callable | None,
-                     perceptual_weight: float, kl_weight: float) -> dict[str, torch.Tensor]:
+                     perceptual_weight: float, kl_weight: float, mse_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """Every term of one micro-batch (see STAGE_TERMS), the total under "loss"."""
     video, lengths = batch["video"], batch["num_frames"]
     if stage == 0:  # the 2D VAE sees every real frame once, as one batch of images
         x = real_frames(video, lengths)
-        return stage0_terms(x, model(x), perceptual, perceptual_weight, kl_weight)
+        return stage0_terms(x, model(x), perceptual, perceptual_weight, kl_weight, mse_weight)
     parts = []
     for index, length in length_groups(lengths):
         x = video[index.to(video.device), :, :length]  # (B_g, 3, length, H, W)

@@ -25,6 +25,7 @@ from components.tracking import NoopTracker
 from components.training.checkpoint import Checkpointer
 from components.training.engine import DistInfo, build_engine, pick_device
 from components.training.perceptual import Perceptual, build_perceptual
+from components.training.stale import guard_checkpoints, recipe_digest
 from components.training.vae_config import VAEStageConfig
 from components.training.vae_model import EXPORT_WEIGHTS, VAETrainModule, build_vae, export_vae, set_trainable
 from components.training.vae_stats import measure_latent_stats
@@ -81,6 +82,7 @@ def run_vae_stage(ctx: StageContext, stage_number: int) -> dict[str, Any]:
         batch = validation_batch(table.val, table.train, cfg.data, cfg.val_clips, cfg.seed)
         validator = Validator(batch, stage_number == 0, ctx.out / "samples", tracker, cfg.media_upscale,
                               cfg.media_fps)
+    guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank, recipe_digest(cfg))
     checkpointer = Checkpointer(ctx.checkpoint_dir, cfg.keep_checkpoints, ctx.rank, ctx.world_size)
     trainer = VAETrainer(cfg, module, data, engine, checkpointer, tracker, info, stage=stage_number,
                          perceptual=perceptual, validator=validator)

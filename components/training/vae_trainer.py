@@ -48,7 +48,7 @@ class VAETrainer(Trainer):
         """The stage's loss over the real frames of every sample (see vae_loss.py)."""
         cfg = self.cfg
         terms = micro_batch_loss(self.stage, self.engine.model, batch, self.perceptual.module,
-                                 cfg.perceptual_weight, cfg.kl_weight)
+                                 cfg.perceptual_weight, cfg.kl_weight, cfg.mse_weight)
         self._step_terms.append({k: v.detach() for k, v in terms.items()})
         return terms["loss"]
 

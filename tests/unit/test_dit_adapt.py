@@ -17,7 +17,7 @@ from components.config import flat_params, resolve
 from components.dit.config import DiTModelConfig, DiffusionConfig, DiTStageConfig
 from components.dit.model_io import build_model, export_model, load_dit, load_state
 from components.dit.objective import Objective
-from components.dit.stale import guard_checkpoints
+from components.training.stale import guard_checkpoints
 from models.stdit import STDiT
 
 SMALL = DiTModelConfig(size="tiny", caption_channels=16, model_max_length=8, input_sq_size=32)
@@ -210,3 +210,17 @@ def test_checkpoints_of_other_inputs_are_moved_aside(tmp_path):
     assert guard_checkpoints(ckpt, {"init": str(init)}) is True
     assert not (ckpt / "step_00000010").exists() and (ckpt.with_name("dit.adapt2.stale") / "step_00000010").is_dir()
     assert json.loads((ckpt / "inputs.json").read_text())["init"] != ""
+
+
+def test_checkpoints_of_another_recipe_are_moved_aside_but_a_resume_may_change_where_it_stops(tmp_path):
+    from components.training.stale import recipe_digest
+
+    ckpt, init = tmp_path / "checkpoints" / "dit.adapt2", tmp_path / "init.safetensors"
+    init.write_bytes(b"weights")
+    killed = DiTStageConfig(steps=10, stop_after=4, log_every=1)
+    assert recipe_digest(killed) == recipe_digest(DiTStageConfig(steps=10, log_every=5))  # the rerun after a kill
+    assert guard_checkpoints(ckpt, {"init": str(init)}, recipe=recipe_digest(killed)) is False
+    (ckpt / "step_00000004").mkdir()
+    assert guard_checkpoints(ckpt, {"init": str(init)}, recipe=recipe_digest(DiTStageConfig(steps=10))) is False
+    assert guard_checkpoints(ckpt, {"init": str(init)}, recipe=recipe_digest(DiTStageConfig(steps=10, lr=1e-3))) is True
+    assert not (ckpt / "step_00000004").exists()

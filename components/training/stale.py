@@ -1,12 +1,14 @@
-"""Keep a DiT stage from resuming checkpoints made from other inputs.
+"""Keep a training stage from resuming checkpoints made from other inputs or another recipe.
 
 A retry resumes from the last checkpoint (DESIGN). But when an upstream stage is re-run (a new predecessor export,
 a new VAE, a re-curated clip table) and DVC re-runs this one, the checkpoints of the old run are still there and
-would be resumed as if nothing changed. The digests of the stage's inputs are kept beside the checkpoints; when they
-differ, the old checkpoints are moved aside (one `<stage>.stale` folder is kept) and the run starts from its init.
+would be resumed as if nothing changed. The digests of the stage's inputs (and of its recipe, when given) are kept
+beside the checkpoints; when they differ, the old checkpoints are moved aside (one `<stage>.stale` folder is kept) and
+the run starts from its init.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,11 +16,20 @@ import shutil
 from pathlib import Path
 
 import torch.distributed as dist
+from pydantic import BaseModel
 
 from components.hashing import content_hash
 
 log = logging.getLogger(__name__)
 INPUTS_FILE = "inputs.json"
+# config fields a resumed run may change: where it stops, how it logs, how many processes run it
+RESUME_NEUTRAL = {"stop_after", "progress", "log_every", "keep_checkpoints", "launch"}
+
+
+def recipe_digest(cfg: BaseModel) -> str:
+    """sha256 of the config less the fields a resume may change (RESUME_NEUTRAL)."""
+    blob = json.dumps(cfg.model_dump(mode="json", exclude=RESUME_NEUTRAL), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def input_digests(inputs: dict[str, str]) -> dict[str, str]:
@@ -26,12 +37,13 @@ def input_digests(inputs: dict[str, str]) -> dict[str, str]:
     return {name: content_hash(uri) for name, uri in sorted(inputs.items())}
 
 
-def guard_checkpoints(folder: Path, inputs: dict[str, str], rank: int = 0) -> bool:
-    """Move checkpoints written from other inputs aside (rank 0; every rank waits); True when it did."""
+def guard_checkpoints(folder: Path, inputs: dict[str, str], rank: int = 0, recipe: str | None = None) -> bool:
+    """Move checkpoints written from other inputs (or another `recipe` digest) aside (rank 0; every rank waits);
+    True when it did."""
     folder = Path(folder)
     moved = False
     if rank == 0:
-        digests = input_digests(inputs)
+        digests = input_digests(inputs) | ({"recipe": recipe} if recipe else {})
         record = folder / INPUTS_FILE
         saved = json.loads(record.read_text()) if record.exists() else None
         if saved is not None and saved != digests and any(folder.glob("step_*")):
