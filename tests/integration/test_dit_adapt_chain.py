@@ -25,7 +25,7 @@ from flows.adapt import ADAPT_STAGES
 from tests.unit.dit_testing import MICRO, MICRO_VIDEO, write_corpus, write_vae_exports
 
 pytestmark = pytest.mark.slow
-STEPS = ["steps=60", "lr=1e-3"]  # enough to lower each stage's loss on the two-clip corpus by a clear margin
+STEPS = ["steps=60", "lr=2e-3"]  # enough to lower each stage's loss on the two-clip corpus by a clear margin
 NEW_MODULES = {"dit.adapt2": ".attn.", "dit.adapt6": "fps_embedder.", "dit.adapt7": "temporal_blocks."}
 # stages whose model function and validation data equal their predecessor's at step 0 (t sampling, eps and
 # zero-initialised temporal blocks change nothing there): their first validation loss is the predecessor's last
