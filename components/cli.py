@@ -161,13 +161,14 @@ def ui(
     """Start the MLflow UI on the workspace store and a Prefect server; print both URLs; Ctrl-C stops both."""
     from components.tracking import artifact_root, tracking_uri
 
-    # each server in its own session, so stopping it also stops the workers it forked
+    # each server in its own session, so stopping it also stops the workers it forked; their logs go to stderr,
+    # so stdout (the URLs) closes when this command ends even if a server's helper outlives it
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(),
                           "--default-artifact-root", artifact_root(), "--host", host, "--port", str(mlflow_port)],
-                         start_new_session=True),
+                         start_new_session=True, stdout=sys.stderr),
         subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(prefect_port)],
-                         start_new_session=True),
+                         start_new_session=True, stdout=sys.stderr),
     ]
     console.print(f"MLflow UI:  http://{host}:{mlflow_port}\nPrefect UI: http://{host}:{prefect_port}\n"
                   f"Point flows at it: export PREFECT_API_URL=http://{host}:{prefect_port}/api")
