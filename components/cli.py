@@ -159,7 +159,16 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Interface to bind"),
 ) -> None:
     """Start the MLflow UI on the workspace store and a Prefect server; print both URLs; Ctrl-C stops both."""
+    import signal
+
     from components.tracking import artifact_root, tracking_uri
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # a parent may start us with SIGINT ignored (Python then installs no Ctrl-C handler): set it, and SIGTERM too
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
     # each server in its own session, so stopping it also stops the workers it forked; their logs go to stderr,
     # so stdout (the URLs) closes when this command ends even if a server's helper outlives it

@@ -42,7 +42,7 @@ def test_ui_serves_mlflow_and_prefect(workspace, tmp_path):
         assert wait_ok(f"http://127.0.0.1:{mlflow_port}/health", deadline) == b"OK"
         assert wait_ok(f"http://127.0.0.1:{prefect_port}/api/health", deadline) == b"true"
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)  # stopping waits up to 15 s per server; slow under a loaded suite
         assert f"http://127.0.0.1:{mlflow_port}" in out and f"http://127.0.0.1:{prefect_port}" in out
     finally:
         if proc.poll() is None:
