@@ -132,9 +132,9 @@ def to_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True)
 
 
-def params_hash(cfg: BaseModel) -> str:
-    """sha256 of the canonical JSON of a resolved config."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
+def params_hash(cfg: BaseModel, exclude: set[str] | None = None) -> str:
+    """sha256 of the canonical JSON of a resolved config (less the `exclude` fields)."""
+    blob = json.dumps(cfg.model_dump(mode="json", exclude=exclude), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 

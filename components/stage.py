@@ -117,8 +117,9 @@ def home(name: str) -> str | None:
 
 def get(name: str) -> StageSpec:
     """The registered stage `name`, with the list of known names in the error otherwise."""
-    if name not in REGISTRY and home(name):
-        importlib.import_module(home(name))
+    module = home(name) if name not in REGISTRY else None
+    if module:
+        importlib.import_module(module)
     if name in REGISTRY:
         return REGISTRY[name]
     registry = load_all()

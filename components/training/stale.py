@@ -8,7 +8,6 @@ the run starts from its init.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch.distributed as dist
 from pydantic import BaseModel
 
+from components.config import params_hash
 from components.hashing import content_hash
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,7 @@ RESUME_NEUTRAL = {"stop_after", "progress", "log_every", "keep_checkpoints", "la
 
 def recipe_digest(cfg: BaseModel) -> str:
     """sha256 of the config less the fields a resume may change (RESUME_NEUTRAL)."""
-    blob = json.dumps(cfg.model_dump(mode="json", exclude=RESUME_NEUTRAL), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
+    return params_hash(cfg, RESUME_NEUTRAL)
 
 
 def input_digests(inputs: dict[str, str]) -> dict[str, str]:
