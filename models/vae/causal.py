@@ -84,3 +84,11 @@ def depth_to_time(x: torch.Tensor, factor: int) -> torch.Tensor:
 def pad_front(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Prepend `frames` zero frames: (B, C, T, H, W) -> (B, C, frames + T, H, W)."""
     return F.pad(x, (0, 0, 0, 0, frames, 0)) if frames else x
+
+
+def remove_group_norms(module: nn.Module) -> None:
+    """Replace every nn.GroupNorm inside `module` with nn.Identity (in place; the norms' parameters go too)."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GroupNorm):
+                setattr(parent, name, nn.Identity())

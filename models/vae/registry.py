@@ -13,13 +13,16 @@ from models.vae.video_vae import VideoVAE, VideoVAEConfig
 FULL = VideoVAEConfig()
 
 # Trains on a 2-core CPU in minutes: 8x spatial via 3 downsamples, same 4x time and 4 channels as FULL.
-# One normalisation group: with 32-64 channels, 32 groups normalise each channel over a 4x4..32x32 map, which
-# erases a flat region's colour before the latent (the encoder ends in GroupNorm); one group keeps it (+1.5 dB
-# PSNR, +0.1 SSIM on held-out clips at equal steps). No mid-block attention: it cost time and gained nothing here.
+# No normalisation layers: a GroupNorm over a whole feature map removes its mean and scale, which is where a flat
+# region's colour lives; SDXL's VAE learns around that over millions of steps, a VAE trained from scratch for
+# minutes does not (held-out PSNR of the 2D VAE after 500 steps: 32 groups ~18, 1 group 19.9, none 23.3-23.9 dB,
+# and colours right). The temporal VAE adds the window-mean shortcut (TemporalVAEConfig.time_shortcut): after
+# 600 steps on frozen 2D latents the video VAE reached 24.8 dB with it against 19.4 without. No mid-block
+# attention: it cost time and gained nothing here.
 TINY = VideoVAEConfig(
-    spatial=SpatialVAEConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm_num_groups=1,
+    spatial=SpatialVAEConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm="none",
                              mid_block_add_attention=False),
-    temporal=TemporalVAEConfig(filters=(16, 32, 32, 64), num_res_blocks=1, num_groups=1),
+    temporal=TemporalVAEConfig(filters=(16, 32, 32, 64), num_res_blocks=1, norm="none", time_shortcut=True),
     # the tiny profile measures its own statistics; identity until then
     shift=(0.0, 0.0, 0.0, 0.0),
     scale=(1.0, 1.0, 1.0, 1.0),

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderKL
 
+from models.vae.causal import remove_group_norms
+
+
+NORMS = ("group", "none")
+
 
 @dataclass(frozen=True)
 class SpatialVAEConfig:
@@ -18,9 +23,14 @@ class SpatialVAEConfig:
     mid_block_add_attention: bool = True
     scaling_factor: float = 0.18215  # Open-Sora 1.2 keeps SD's factor for the SDXL VAE (PixArt-Sigma's choice)
     micro_batch_frames: int = 4  # frames per 2D VAE call: bounds activation memory on long clips
+    # "none" replaces every GroupNorm with an identity (the tiny profile's small VAE trained from scratch: a norm
+    # over a whole feature map removes its mean and scale, which is where a flat region's colour lives)
+    norm: str = "group"
 
     def __post_init__(self) -> None:
-        for c in self.block_out_channels:
+        if self.norm not in NORMS:
+            raise ValueError(f"SpatialVAEConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        for c in self.block_out_channels if self.norm == "group" else ():
             if c % self.norm_num_groups:
                 raise ValueError(
                     f"SpatialVAEConfig.block_out_channels: {c} is not divisible by "
@@ -38,7 +48,7 @@ class SpatialVAEConfig:
 def build_autoencoder_kl(cfg: SpatialVAEConfig) -> AutoencoderKL:
     """A randomly initialised AutoencoderKL shaped by `cfg` (pretrained weights are loaded by components)."""
     levels = len(cfg.block_out_channels)
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * levels,
@@ -46,10 +56,14 @@ def build_autoencoder_kl(cfg: SpatialVAEConfig) -> AutoencoderKL:
         block_out_channels=cfg.block_out_channels,
         layers_per_block=cfg.layers_per_block,
         latent_channels=cfg.latent_channels,
-        norm_num_groups=cfg.norm_num_groups,
+        norm_num_groups=cfg.norm_num_groups if cfg.norm == "group" else 1,  # removed below for "none"
         scaling_factor=cfg.scaling_factor,
         mid_block_add_attention=cfg.mid_block_add_attention,
     )
+    if cfg.norm == "none":
+        remove_group_norms(vae)
+    return vae
+
 
 
 def encode_frames(

@@ -29,14 +29,25 @@ class TemporalVAEConfig:
     norm_eps: float = 1e-5
     kernel_size: int = 3
     per_frame_norm: bool = True  # False: Open-Sora's clip-wide GroupNorm, which is not strictly causal
+    # "none" replaces every GroupNorm with an identity (the tiny profile; see models.vae.spatial.SpatialVAEConfig)
+    norm: str = "group"
+    # parameter-free residual path (DC-AE's residual autoencoding, in time): the posterior mean adds each window's
+    # mean 2D latent and the decoder adds its latent repeated over the window, so the networks learn what a
+    # static clip leaves out instead of learning to copy it. Off in the full profile (Open-Sora's layout).
+    time_shortcut: bool = False
 
     def __post_init__(self) -> None:
+        if self.norm not in ("group", "none"):
+            raise ValueError(f"TemporalVAEConfig.norm must be 'group' or 'none', got {self.norm!r}")
+        if self.time_shortcut and self.channels != self.latent_channels:
+            raise ValueError(f"TemporalVAEConfig.time_shortcut needs channels == latent_channels, got "
+                             f"{self.channels} and {self.latent_channels}")
         if len(self.temporal_downsample) != len(self.filters) - 1:
             raise ValueError(
                 f"TemporalVAEConfig.temporal_downsample has {len(self.temporal_downsample)} entries; "
                 f"filters {self.filters} needs {len(self.filters) - 1} (one between each pair of levels)"
             )
-        for f in self.filters:
+        for f in self.filters if self.norm == "group" else ():
             if f % self.num_groups:
                 raise ValueError(f"TemporalVAEConfig.filters: {f} is not divisible by num_groups={self.num_groups}")
         if self.num_res_blocks < 1:
@@ -48,15 +59,22 @@ class TemporalVAEConfig:
         return 2 ** sum(self.temporal_downsample)
 
 
+def frame_norm(cfg: TemporalVAEConfig, channels: int) -> nn.Module:
+    """The normalisation layer of the config: per-frame (or clip-wide) GroupNorm, or an identity for norm="none"."""
+    if cfg.norm == "none":
+        return nn.Identity()
+    return FrameGroupNorm(cfg.num_groups, channels, cfg.norm_eps, cfg.per_frame_norm)
+
+
 class ResBlock3d(nn.Module):
     """Pre-norm residual block: (GroupNorm, swish, causal 3x3x3 conv) x 2, 1x1 shortcut when channels change."""
 
     def __init__(self, cfg: TemporalVAEConfig, in_channels: int, out_channels: int):
         super().__init__()
         k = cfg.kernel_size
-        self.norm1 = FrameGroupNorm(cfg.num_groups, in_channels, cfg.norm_eps, cfg.per_frame_norm)
+        self.norm1 = frame_norm(cfg, in_channels)
         self.conv1 = CausalConv3d(in_channels, out_channels, k, bias=False)
-        self.norm2 = FrameGroupNorm(cfg.num_groups, out_channels, cfg.norm_eps, cfg.per_frame_norm)
+        self.norm2 = frame_norm(cfg, out_channels)
         self.conv2 = CausalConv3d(out_channels, out_channels, k, bias=False)
         self.act = nn.SiLU()
         self.shortcut = (
@@ -99,7 +117,7 @@ class TemporalEncoder(nn.Module):
                 layers.append(CausalConv3d(f, f, k, time_stride=2))
         layers += [ResBlock3d(cfg, prev, prev) for _ in range(cfg.num_res_blocks)]
         self.blocks = nn.Sequential(*layers)
-        self.norm_out = FrameGroupNorm(cfg.num_groups, prev, cfg.norm_eps, cfg.per_frame_norm)
+        self.norm_out = frame_norm(cfg, prev)
         self.act = nn.SiLU()
         self.conv_out = CausalConv3d(prev, 2 * cfg.latent_channels, 1)
         self.quant_conv = CausalConv3d(2 * cfg.latent_channels, 2 * cfg.latent_channels, 1)
@@ -126,7 +144,7 @@ class TemporalDecoder(nn.Module):
             if level > 0 and cfg.temporal_downsample[level - 1]:
                 layers.append(TimeUpsample(prev, 2, k))
         self.blocks = nn.Sequential(*layers)
-        self.norm_out = FrameGroupNorm(cfg.num_groups, prev, cfg.norm_eps, cfg.per_frame_norm)
+        self.norm_out = frame_norm(cfg, prev)
         self.act = nn.SiLU()
         self.conv_out = CausalConv3d(prev, cfg.channels, k)
 
@@ -179,8 +197,26 @@ class TemporalVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """(B, C, T, h, w) 2D latents -> posterior over (B, latent_channels, ceil(T / factor), h, w)."""
-        x = pad_front(x, self.front_padding(x.shape[2]))  # (B, C, T + pad, h, w)
-        return DiagonalGaussian.from_moments(self.encoder(x))
+        pad = self.front_padding(x.shape[2])
+        x = pad_front(x, pad)  # (B, C, T + pad, h, w)
+        moments = self.encoder(x)  # (B, 2 * latent_channels, t, h, w)
+        if self.cfg.time_shortcut:
+            c = x.shape[1]
+            moments = torch.cat([moments[:, :c] + self.window_mean(x, pad), moments[:, c:]], dim=1)
+        return DiagonalGaussian.from_moments(moments)
+
+    def window_mean(self, x: torch.Tensor, pad: int) -> torch.Tensor:
+        """Mean of the real frames in each latent's window: (B, C, T + pad, h, w) -> (B, C, t, h, w).
+
+        The first window holds the `pad` zero frames too; they are left out of its mean, so a still clip (or an
+        image, T = 1) maps exactly onto its 2D latents before the encoder adds anything.
+        """
+        b, c, t, h, w = x.shape
+        f = self.time_factor
+        sums = x.view(b, c, t // f, f, h, w).sum(dim=3)  # (B, C, t / f, h, w)
+        counts = torch.full((t // f,), float(f), dtype=x.dtype, device=x.device)
+        counts[0] -= pad
+        return sums / counts.view(1, 1, -1, 1, 1)
 
     def decode(self, z: torch.Tensor, num_frames: int) -> torch.Tensor:
         """(B, latent_channels, t, h, w) -> (B, C, num_frames, h, w); drops the front padding of encode."""
@@ -190,6 +226,8 @@ class TemporalVAE(nn.Module):
                 f"frames, but z has {z.shape[2]}"
             )
         x = self.decoder(z)  # (B, C, t * factor, h, w)
+        if self.cfg.time_shortcut:
+            x = x + z.repeat_interleave(self.time_factor, dim=2)
         return x[:, :, self.front_padding(num_frames):]
 
     def encoder_context_frames(self) -> int:

@@ -80,7 +80,8 @@ def test_clip_wide_group_norm_would_leak_the_future():
     # why FrameGroupNorm exists: Open-Sora's GroupNorm over (C/G, T, H, W) lets latent 0 see the last frame
     torch.manual_seed(0)
     cfg = VAE_configs["tiny"].temporal
-    leaky = TemporalVAE(TemporalVAEConfig(**{**cfg.__dict__, "per_frame_norm": False})).double()
+    leaky = TemporalVAE(TemporalVAEConfig(**{**cfg.__dict__, "norm": "group", "num_groups": 8,
+                                             "per_frame_norm": False})).double()
     x = torch.randn(1, 4, 17, 2, 2, dtype=torch.double)
     changed = x.clone()
     changed[:, :, -1] += 1.0

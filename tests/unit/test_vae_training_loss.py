@@ -75,6 +75,7 @@ def test_stage0_loss_treats_every_real_frame_as_an_image(vae):
     l1 = (frames - rec).abs().sum() / 5
     assert got["pixel_nll"].item() == pytest.approx(l1.item(), rel=1e-5)
     assert got["loss"].item() == pytest.approx(got["pixel_nll"].item())
-    assert got["mse"].item() == pytest.approx((frames - rec).pow(2).mean().item(), rel=1e-5)
+    # the squared error is reduced like the nll: summed per frame, mean over the 5 frames
+    assert got["mse"].item() == pytest.approx(((frames - rec).pow(2).sum() / 5).item(), rel=1e-5)
     weighted = micro_batch_loss(0, module, batch, None, 0.1, 0.0, mse_weight=2.0)
     assert weighted["loss"].item() == pytest.approx(got["pixel_nll"].item() + 2.0 * got["mse"].item(), rel=1e-6)

@@ -1,0 +1,70 @@
+"""The tiny VAE's two departures from Open-Sora's layout: no normalisation layers, and the temporal shortcut."""
+import pytest
+import torch
+import torch.nn as nn
+
+from models.vae import VAE_models
+from models.vae.causal import FrameGroupNorm
+from models.vae.spatial import SpatialVAEConfig, build_autoencoder_kl
+from models.vae.temporal import TemporalVAE, TemporalVAEConfig
+
+
+def count_norms(module: nn.Module) -> int:
+    return sum(isinstance(m, (nn.GroupNorm, FrameGroupNorm)) for m in module.modules())
+
+
+def test_norm_none_builds_without_group_norms():
+    small = dict(block_out_channels=(8, 16), layers_per_block=1, mid_block_add_attention=False)
+    assert count_norms(build_autoencoder_kl(SpatialVAEConfig(**small, norm_num_groups=4))) == 22
+    assert count_norms(build_autoencoder_kl(SpatialVAEConfig(**small, norm="none"))) == 0
+    temporal = dict(filters=(8, 8, 8, 16), num_res_blocks=1)
+    assert count_norms(TemporalVAE(TemporalVAEConfig(**temporal, num_groups=4))) > 0
+    assert count_norms(TemporalVAE(TemporalVAEConfig(**temporal, norm="none"))) == 0
+    assert count_norms(VAE_models["tiny"]()) == 0
+
+
+def test_norm_and_shortcut_errors_name_the_field():
+    with pytest.raises(ValueError, match="SpatialVAEConfig.norm must be one of"):
+        SpatialVAEConfig(norm="batch")
+    with pytest.raises(ValueError, match="TemporalVAEConfig.norm must be 'group' or 'none'"):
+        TemporalVAEConfig(norm="layer")
+    with pytest.raises(ValueError, match="time_shortcut needs channels == latent_channels, got 4 and 8"):
+        TemporalVAEConfig(latent_channels=8, time_shortcut=True)
+
+
+@pytest.fixture
+def shortcut_only():
+    """A temporal VAE whose networks output zeros, so only the parameter-free shortcut is left."""
+    tv = TemporalVAE(TemporalVAEConfig(filters=(8, 8, 8, 16), num_res_blocks=1, norm="none", time_shortcut=True))
+    with torch.no_grad():
+        for conv in (tv.encoder.conv_out, tv.encoder.quant_conv, tv.decoder.conv_out):
+            conv.conv.weight.zero_()
+            if conv.conv.bias is not None:
+                conv.conv.bias.zero_()
+    return tv.double()
+
+
+def test_shortcut_mean_is_the_mean_of_each_window_real_frames(shortcut_only):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 17, 3, 3, dtype=torch.double)
+    with torch.no_grad():
+        mean = shortcut_only.encode(x).mean  # 3 zero frames in front: latent k covers frames 4k-3 .. 4k
+    assert mean.shape == (2, 4, 5, 3, 3)
+    torch.testing.assert_close(mean[:, :, 0], x[:, :, 0])  # the zero frames are not counted
+    for k in range(1, 5):
+        torch.testing.assert_close(mean[:, :, k], x[:, :, 4 * k - 3 : 4 * k + 1].mean(dim=2))
+
+
+def test_shortcut_passes_still_clips_and_images_through(shortcut_only):
+    torch.manual_seed(1)
+    frame = torch.randn(2, 4, 1, 3, 3, dtype=torch.double)
+    with torch.no_grad():
+        torch.testing.assert_close(shortcut_only.encode(frame).mean, frame)  # an image's latent is its 2D latent
+        for t in (16, 17, 33):
+            still = frame.expand(-1, -1, t, -1, -1)
+            torch.testing.assert_close(shortcut_only.decode(shortcut_only.encode(still).mean, t), still)
+        moving = torch.randn(2, 4, 16, 3, 3, dtype=torch.double)
+        rec = shortcut_only.decode(shortcut_only.encode(moving).mean, 16)
+    # a moving clip comes back as its window means: what the networks have to learn is the rest
+    torch.testing.assert_close(rec, moving.view(2, 4, 4, 4, 3, 3).mean(3, keepdim=True).expand(-1, -1, -1, 4, -1, -1)
+                               .reshape(2, 4, 16, 3, 3))
