@@ -27,6 +27,30 @@ PROFILE = typer.Option("tiny", "--profile", "-p", help="Recipe profile: configs/
 SETS = typer.Option(None, "--set", "-s", help="Override a config value: key.sub=value (repeatable)")
 
 
+def run_flow(cmd: list[str]) -> int:
+    """Run a flow process in a process group of its own and pass SIGINT and SIGTERM on to the whole group.
+
+    Stopping this command then also stops the flow's stage processes and its ephemeral Prefect server; with the
+    default handlers a SIGTERM killed only this process and the flow ran on, orphaned, beside any re-run.
+    Returns the flow's exit status (128 + signal number when a signal ended it).
+    """
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
+
+
 def _run_or_exit(name: str, profile: str, sets: list[str] | None) -> None:
     """Run a stage; on failure print the reason and exit with the code the orchestrator understands."""
     from components.errors import exit_code_for
@@ -115,7 +139,7 @@ def run(
         cmd += ["--stop-after", stop_after]
     if no_dvc:
         cmd.append("--no-dvc")
-    raise typer.Exit(subprocess.run(cmd).returncode)
+    raise typer.Exit(run_flow(cmd))
 
 
 @app.command("evaluate")
@@ -132,7 +156,7 @@ def evaluate(
         cmd += ["--version", version]
     for item in set_ or []:
         cmd += ["--set", item]
-    raise typer.Exit(subprocess.run(cmd).returncode)
+    raise typer.Exit(run_flow(cmd))
 
 
 @app.command("deploy")
