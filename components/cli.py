@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,8 +35,6 @@ def run_flow(cmd: list[str]) -> int:
     default handlers a SIGTERM killed only this process and the flow ran on, orphaned, beside any re-run.
     Returns the flow's exit status (128 + signal number when a signal ended it).
     """
-    import signal
-
     proc = subprocess.Popen(cmd, start_new_session=True)
 
     def forward(signum, frame):
@@ -183,8 +182,6 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Interface to bind"),
 ) -> None:
     """Start the MLflow UI on the workspace store and a Prefect server; print both URLs; Ctrl-C stops both."""
-    import signal
-
     from components.tracking import artifact_root, tracking_uri
 
     def interrupt(signum, frame):
@@ -216,8 +213,6 @@ def ui(
 
 def _stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM each server's process group, then SIGKILL what is still there after 15 s."""
-    import signal
-
     for p in procs:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGTERM)

@@ -46,10 +46,10 @@ def stage0_terms(x: torch.Tensor, out: dict, perceptual: Callable | None, percep
     """2D VAE: pixel L1 (+ perceptual) through the log-variance, + kl_weight * KL of the per-frame posterior,
     + mse_weight * squared pixel error, reduced as the L1 NLL is (summed per frame, mean over frames) so the
     two weigh alike."""
-    squared = (x - out["x_rec"]).pow(2)  # (B, C, T, H, W)
+    error = x - out["x_rec"]  # (B, C, T, H, W)
     terms = {"pixel_nll": pixel_nll(x, out["x_rec"], out["logvar"], perceptual, perceptual_weight),
-             "kl": out["kl"].mean(), "mse": squared.sum() / (x.shape[0] * x.shape[2]),
-             "l1": (x - out["x_rec"]).abs().mean().detach()}
+             "kl": out["kl"].mean(), "mse": error.pow(2).sum() / (x.shape[0] * x.shape[2]),
+             "l1": error.abs().mean().detach()}
     terms["loss"] = terms["pixel_nll"] + kl_weight * terms["kl"] + mse_weight * terms["mse"]
     return terms
 

@@ -86,6 +86,9 @@ def pad_front(x: torch.Tensor, frames: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, 0, frames, 0)) if frames else x
 
 
+NORMS = ("group", "none")  # the `norm` choices of SpatialVAEConfig and TemporalVAEConfig
+
+
 def remove_group_norms(module: nn.Module) -> None:
     """Replace every nn.GroupNorm inside `module` with nn.Identity (in place; the norms' parameters go too)."""
     for parent in list(module.modules()):

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderKL
 
-from models.vae.causal import remove_group_norms
-
-
-NORMS = ("group", "none")
+from models.vae.causal import NORMS, remove_group_norms
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,6 @@ def build_autoencoder_kl(cfg: SpatialVAEConfig) -> AutoencoderKL:
     if cfg.norm == "none":
         remove_group_norms(vae)
     return vae
-
 
 
 def encode_frames(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.vae.causal import CausalConv3d, FrameGroupNorm, depth_to_time, pad_front
+from models.vae.causal import NORMS, CausalConv3d, FrameGroupNorm, depth_to_time, pad_front
 from models.vae.gaussian import DiagonalGaussian
 
 
@@ -37,8 +37,8 @@ class TemporalVAEConfig:
     time_shortcut: bool = False
 
     def __post_init__(self) -> None:
-        if self.norm not in ("group", "none"):
-            raise ValueError(f"TemporalVAEConfig.norm must be 'group' or 'none', got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"TemporalVAEConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if self.time_shortcut and self.channels != self.latent_channels:
             raise ValueError(f"TemporalVAEConfig.time_shortcut needs channels == latent_channels, got "
                              f"{self.channels} and {self.latent_channels}")

@@ -12,7 +12,8 @@ from PIL import Image
 
 from components.data.video_decode import decode_frames, to_tensor
 from components.training.vae_model import export_vae
-from models.vae import VAE_configs, VideoVAE, channel_stats
+from models.vae import VideoVAE, channel_stats
+from tests.unit.vae_testing import grouped_tiny
 
 CAPTIONS = ["a red square moving right", "a blue circle moving down", "a green bar standing still"]
 # micro sizes: 32px images (4x4 latents, 2x2 tokens) and 9-frame videos; two samples per bucket micro-batch
@@ -76,11 +77,7 @@ def write_vae_exports(ws: Path, seed: int = 0) -> None:
     the corpus' own latents, so the DiT sees latents of about unit variance (a random VAE's raw ones are tiny).
     """
     torch.manual_seed(seed)
-    # one-group GroupNorms and no time shortcut: the tiny layout's random init (no norms) gives nearly flat latents,
-    # which leave a micro DiT little to learn; a trained tiny VAE's latents vary as these do
-    tiny = VAE_configs["tiny"]
-    raw_vae = VideoVAE(replace(tiny, spatial=replace(tiny.spatial, norm="group", norm_num_groups=1),
-                               temporal=replace(tiny.temporal, norm="group", num_groups=1, time_shortcut=False)))
+    raw_vae = VideoVAE(grouped_tiny())  # the no-norm tiny layout's random latents leave a micro DiT little to learn
     pixels = corpus_pixels(ws)
     with torch.no_grad():
         std = float(raw_vae.encode_frames(pixels).std()) / raw_vae.cfg.spatial.scaling_factor

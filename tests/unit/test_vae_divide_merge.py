@@ -1,12 +1,10 @@
 """Divide-and-merge: segment plans, exactness against one-shot encode/decode, and flat peak memory."""
-from dataclasses import replace
-
 import pytest
 import torch
 
-from models.vae import VAE_configs, VAE_models, VideoVAE
+from models.vae import VAE_models, VideoVAE
 from models.vae import divide_merge as dm
-from vae_testing import one_thread, peak_tensor_bytes  # noqa: F401  (one_thread: autouse fixture)
+from vae_testing import grouped_tiny, one_thread, peak_tensor_bytes  # noqa: F401  (one_thread: autouse fixture)
 
 H = W = 16
 
@@ -26,13 +24,10 @@ def whole(chunked):
 
 @pytest.fixture(scope="module")
 def grouped():
-    """The tiny VAE with one-group GroupNorms and no time shortcut, without chunks. The tiny VAE's random init
-    (no norms) gives nearly flat outputs, so a too-short overlap would change them by only ~1e-4; this one's vary
-    enough to show that an overlap short of the causal reach is an approximation."""
+    """The grouped tiny layout without chunks: the no-norm tiny VAE's random outputs are so flat that a too-short
+    overlap changes them by only ~1e-4; these vary enough to show the overlap is then an approximation."""
     torch.manual_seed(0)
-    tiny = VAE_configs["tiny"]
-    return VideoVAE(replace(tiny, chunk_frames=None, spatial=replace(tiny.spatial, norm="group", norm_num_groups=1),
-                            temporal=replace(tiny.temporal, norm="group", num_groups=1, time_shortcut=False))).eval()
+    return VideoVAE(grouped_tiny(chunk_frames=None)).eval()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def test_norm_none_builds_without_group_norms():
 def test_norm_and_shortcut_errors_name_the_field():
     with pytest.raises(ValueError, match="SpatialVAEConfig.norm must be one of"):
         SpatialVAEConfig(norm="batch")
-    with pytest.raises(ValueError, match="TemporalVAEConfig.norm must be 'group' or 'none'"):
+    with pytest.raises(ValueError, match="TemporalVAEConfig.norm must be one of"):
         TemporalVAEConfig(norm="layer")
     with pytest.raises(ValueError, match="time_shortcut needs channels == latent_channels, got 4 and 8"):
         TemporalVAEConfig(latent_channels=8, time_shortcut=True)
