@@ -6,6 +6,7 @@ Layout of a cache folder (workspace/cache/latents, written by the cache.latents 
   index.parquet  one row per latent: key, vae_version, clip_id, frames, height, width, bucket, shape, shard, tiers
   latents/<vae version>/<bucket>/<shard>.safetensors   tensors named by their key, up to shard_size per file
   text/          caption embeddings (components/dit/text_cache.py layout), every caption variant of every clip
+  text/null.safetensors   the empty caption over all max_length positions: the null caption of a fresh model
 A key hashes the VAE version with the request (clip, source frames, size), so latents of another VAE (other
 weights or other latent statistics) are never served: with a new VAE every key misses and is encoded again.
 LatentCache is a LatentSource (components/dit/latents.py): any rank, stage or epoch reads any entry.
@@ -32,6 +33,7 @@ META = "cache.json"
 INDEX = "index.parquet"
 LATENTS = "latents"
 TEXT = "text"
+NULL_CAPTION = "null.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 INDEX_COLUMNS = ["key", "vae_version", "clip_id", "frames", "height", "width", "bucket", "num_frames", "fps",
                  "shape", "shard", "tiers"]
@@ -110,6 +112,15 @@ class ReadOnlyEncoder:
         shown = ", ".join(repr(c) for c in captions[:3])
         raise LatentCacheError(f"latent cache {self.folder}: {len(captions)} caption(s) not cached ({shown}); "
                                "rerun cache.latents over the tables these captions come from")
+
+    def null_embedding(self) -> torch.Tensor:
+        """The null caption (L, dim) cache.latents stored: what a randomly initialised model starts with."""
+        path = self.folder / TEXT / NULL_CAPTION
+        if not path.exists():
+            raise LatentCacheError(f"latent cache {self.folder}: {TEXT}/{NULL_CAPTION} is missing (written by an "
+                                   "older cache.latents); rerun cache.latents")
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_tensor("null").float()
 
 
 class LatentCache:

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import save_file
 
 from components.config import StageConfig
 from components.data.buckets import TINY_STAGES, BucketConfig
 from components.data.video_decode import decode_frames, to_tensor
 from components.dit.captions import LazyEncoder
-from components.dit.latent_cache import (INDEX, INDEX_COLUMNS, LATENTS, META, TEXT, bucket_dir, frames_text,
-                                         link_or_copy, sample_key, vae_version, write_shards)
+from components.dit.latent_cache import (INDEX, INDEX_COLUMNS, LATENTS, META, NULL_CAPTION, TEXT, bucket_dir,
+                                         frames_text, link_or_copy, sample_key, vae_version, write_shards)
 from components.dit.latent_plan import PlannedSample, merge_plans, plan_tier
 from components.dit.latents import EXPORT_WEIGHTS, VideoCodec, load_video_codec
 from components.dit.text_cache import TextEmbeddingCache
@@ -153,6 +154,9 @@ def fill_text(cfg: LatentCacheConfig, ctx: StageContext, previous: Path, caption
             if Path(old.path(key)).exists():
                 link_or_copy(Path(old.path(key)), Path(new.path(key)))
                 carried += 1
+        null = ctx.out / TEXT / NULL_CAPTION
+        null.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"null": encoder.null_embedding().float().contiguous()}, str(null))
     _barrier(ctx)
     encoded = new.fill(captions, ctx.rank, ctx.world_size)
     return {"name": encoder.name, "version": encoder.version, "max_length": encoder.max_length, "dim": encoder.dim,

@@ -18,6 +18,7 @@ from components.dit.latent_cache import INDEX, META, LatentCache, LatentCacheErr
 from components.dit.latent_plan import caption_variants, candidate_buckets
 from components.dit.latent_stage import OUTPUT, LatentCacheConfig, TierSource, cache_latents, vae_identity
 from components.dit.latents import LatentRequest, OnTheFlyLatents, load_video_codec
+from components.dit.text_encoders import load_minilm
 from components.runner import replace_dir
 from components.stage import StageContext
 from components.tracking import NoopTracker
@@ -73,6 +74,9 @@ def test_cached_latents_equal_on_the_fly_encoding_and_second_run_is_a_full_hit(w
         assert torch.equal(cached, fresh)  # bitwise: one request per VAE call, as on the fly
     emb, mask = cache.captions().get(["a red square moving right"])
     assert emb.shape == (1, 8, 384) and mask[0].sum() > 0
+    # a randomly initialised model trained from the cache starts with the encoder's own null caption
+    null = cache.captions().encoder.null_embedding()
+    assert torch.equal(null, load_minilm(max_length=8).null_embedding())
 
     out, second = run(ws, config(), "again")
     assert (second["hits"], second["misses"], second["text_encoded"]) == (3.0, 0.0, 0.0)
