@@ -27,8 +27,9 @@ def micro_overrides() -> dict:
                   "cache": {"latents": {}}, "eval": {"vae": {"clips": {"fraction": 1.0}}, "loss": {}, "vbench": {},
                                                       "adherence": {"samples": 2, "steps": 2}}}
     over["vae"] = {f"stage{i}": dict(MICRO) for i in range(4)}
-    over["dit"] = {name: dict(MICRO) for name in ["stage0"] + [f"adapt{i}" for i in range(1, 9)]}
-    over["pretrain"] = {f"tier{i}": dict(MICRO) for i in (1, 2, 3)}
+    dit = {**MICRO, "model": {"size": "tiny"}}  # the recipe's `mini` DiT, shrunk to the smallest STDiT
+    over["dit"] = {name: dict(dit) for name in ["stage0"] + [f"adapt{i}" for i in range(1, 9)]}
+    over["pretrain"] = {f"tier{i}": dict(dit) for i in (1, 2, 3)}
     return over
 
 

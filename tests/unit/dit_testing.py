@@ -20,6 +20,7 @@ CAPTIONS = ["a red square moving right", "a blue circle moving down", "a green b
 MICRO = [
     "steps=24", "log_every=4", "checkpoint_every=12", "val_every=20", "progress=false", "eval_samples=4", "lr=2e-3",
     "data.buckets={32px: {1: [1.0, 2]}}", "sample.steps=2", "sample.resolution=32px", "text_cache.root=cache/text",
+    "model.size=tiny",  # the tiny profile trains `mini`; micro tests keep the smallest STDiT
 ]
 # adapt8 adds a 9-frame video bucket on top of the images (deep-merged into the recipe's buckets)
 MICRO_VIDEO = ["data.buckets={32px: {1: [1.0, 2], 9: [1.0, 2]}}", "sample.num_frames=9"]

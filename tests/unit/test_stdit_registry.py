@@ -22,8 +22,12 @@ def test_xl2_parameter_count_matches_open_sora():
 
 
 def test_sizes_and_block_counts():
-    assert set(STDiT_models) == {"tiny", "S/2", "B/2", "XL/2", "3B/2"}
+    assert set(STDiT_models) == {"tiny", "mini", "S/2", "B/2", "XL/2", "3B/2"}
     assert STDIT_SIZES["XL/2"] == (1152, 28, 16)
+    assert STDIT_SIZES["mini"] == (128, 4, 4)  # the tiny profile's DiT
+    mini = STDiT_models["mini"](caption_channels=384, model_max_length=32, qk_norm=True, fps_cond=True)
+    assert (mini.cfg.hidden_size, len(mini.spatial_blocks), len(mini.temporal_blocks)) == (128, 4, 4)
+    assert count(mini) == 2_387_360
     with torch.device("meta"):
         image = STDiT_models["B/2"](temporal=False)
         video = STDiT_models["B/2"]()
