@@ -6,7 +6,8 @@ Layout of a cache folder (workspace/cache/latents, written by the cache.latents 
   index.parquet  one row per latent: key, vae_version, clip_id, frames, height, width, bucket, shape, shard, tiers
   latents/<vae version>/<bucket>/<shard>.safetensors   tensors named by their key, up to shard_size per file
   text/          caption embeddings (components/dit/text_cache.py layout), every caption variant of every clip
-  text/null.safetensors   the empty caption over all max_length positions: the null caption of a fresh model
+                 and, beside them, null.safetensors: the empty caption over all max_length positions (the null
+                 caption a randomly initialised model starts with)
 A key hashes the VAE version with the request (clip, source frames, size), so latents of another VAE (other
 weights or other latent statistics) are never served: with a new VAE every key misses and is encoded again.
 LatentCache is a LatentSource (components/dit/latents.py): any rank, stage or epoch reads any entry.
@@ -102,6 +103,11 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def null_caption_path(text: TextEmbeddingCache) -> Path:
+    """Where a cache's null caption lives: in the text store's folder of that encoder identity."""
+    return Path(text.folder) / NULL_CAPTION
+
+
 class ReadOnlyEncoder:
     """The text-cache Encoder identity of the cache's captions; a caption it does not hold is an error, not a load."""
 
@@ -115,10 +121,10 @@ class ReadOnlyEncoder:
 
     def null_embedding(self) -> torch.Tensor:
         """The null caption (L, dim) cache.latents stored: what a randomly initialised model starts with."""
-        path = self.folder / TEXT / NULL_CAPTION
+        path = null_caption_path(TextEmbeddingCache(self.folder / TEXT, self))
         if not path.exists():
-            raise LatentCacheError(f"latent cache {self.folder}: {TEXT}/{NULL_CAPTION} is missing (written by an "
-                                   "older cache.latents); rerun cache.latents")
+            raise LatentCacheError(f"latent cache {self.folder}: {path} is missing (written by an older "
+                                   "cache.latents); rerun cache.latents")
         with safe_open(str(path), framework="pt") as f:
             return f.get_tensor("null").float()
 

@@ -26,8 +26,8 @@ from components.config import StageConfig
 from components.data.buckets import TINY_STAGES, BucketConfig
 from components.data.video_decode import decode_frames, to_tensor
 from components.dit.captions import LazyEncoder
-from components.dit.latent_cache import (INDEX, INDEX_COLUMNS, LATENTS, META, NULL_CAPTION, TEXT, bucket_dir,
-                                         frames_text, link_or_copy, sample_key, vae_version, write_shards)
+from components.dit.latent_cache import (INDEX, INDEX_COLUMNS, LATENTS, META, TEXT, bucket_dir, frames_text,
+                                         link_or_copy, null_caption_path, sample_key, vae_version, write_shards)
 from components.dit.latent_plan import PlannedSample, merge_plans, plan_tier
 from components.dit.latents import EXPORT_WEIGHTS, VideoCodec, load_video_codec
 from components.dit.text_cache import TextEmbeddingCache
@@ -154,13 +154,21 @@ def fill_text(cfg: LatentCacheConfig, ctx: StageContext, previous: Path, caption
             if Path(old.path(key)).exists():
                 link_or_copy(Path(old.path(key)), Path(new.path(key)))
                 carried += 1
-        null = ctx.out / TEXT / NULL_CAPTION
-        null.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"null": encoder.null_embedding().float().contiguous()}, str(null))
+        write_null_caption(old, new, encoder)
     _barrier(ctx)
     encoded = new.fill(captions, ctx.rank, ctx.world_size)
     return {"name": encoder.name, "version": encoder.version, "max_length": encoder.max_length, "dim": encoder.dim,
             "dtype": cfg.dtype, "kind": cfg.text.kind, "carried": carried, "encoded_here": encoded}
+
+
+def write_null_caption(old: TextEmbeddingCache, new: TextEmbeddingCache, encoder: LazyEncoder) -> None:
+    """The null caption into the new cache: carried over from the previous one (same encoder), else encoded."""
+    src, dst = null_caption_path(old), null_caption_path(new)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.exists():
+        link_or_copy(src, dst)
+    else:
+        save_file({"null": encoder.null_embedding().float().contiguous()}, str(dst))
 
 
 def _barrier(ctx: StageContext) -> None:

@@ -42,8 +42,8 @@ pytestmark = pytest.mark.slow
 BUCKETS = {"32px": {1: [1.0, 2], 9: [1.0, 2]}}
 CELLS = [["32px", 9], ["32px", 1], ["64px", 9]]  # 64px: no micro clip has the pixels (an empty cell)
 SALT = "reelforge-heldout-v1"
-MICRO = ["steps=8", "model.size=tiny", "log_every=1", "checkpoint_every=8", "progress=false", "eval_samples=2", "lr=2e-3",
-         "model.model_max_length=8", "text.max_length=8", "sample.steps=2", "sample.resolution=32px",
+MICRO = ["steps=8", "log_every=1", "checkpoint_every=8", "progress=false", "eval_samples=2", "lr=2e-3",
+         "model.size=tiny", "model.model_max_length=8", "text.max_length=8", "sample.steps=2", "sample.resolution=32px",
          "sample.num_frames=9", "data.tables=[data/ingest/metadata.parquet]", "val.every=4",
          "val.tables=[data/ingest/metadata.parquet]", f"val.cells={json.dumps(CELLS)}"]
 

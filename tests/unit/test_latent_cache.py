@@ -72,11 +72,11 @@ def test_cached_latents_equal_on_the_fly_encoding_and_second_run_is_a_full_hit(w
         latent_frames = 3 if row.num_frames == 9 else 1  # 9 frames: 1 + 4 + 4
         assert cached.shape == fresh.shape == (4, latent_frames, row.height // 8, row.width // 8)
         assert torch.equal(cached, fresh)  # bitwise: one request per VAE call, as on the fly
-    emb, mask = cache.captions().get(["a red square moving right"])
+    captions = cache.captions()
+    emb, mask = captions.get(["a red square moving right"])
     assert emb.shape == (1, 8, 384) and mask[0].sum() > 0
     # a randomly initialised model trained from the cache starts with the encoder's own null caption
-    null = cache.captions().encoder.null_embedding()
-    assert torch.equal(null, load_minilm(max_length=8).null_embedding())
+    assert torch.equal(captions.encoder.null_embedding(), load_minilm(max_length=8).null_embedding())
 
     out, second = run(ws, config(), "again")
     assert (second["hits"], second["misses"], second["text_encoded"]) == (3.0, 0.0, 0.0)
