@@ -155,7 +155,7 @@ def generate(bundle: DiTBundle, request: SampleRequest) -> Generated:
     shape = (codec.channels, codec.latent_frames(request.num_frames), height // codec.stride, width // codec.stride)
     prompt = request.full_prompt()
     y, mask = bundle.captions.get([prompt])
-    noise = torch.randn((1, *shape), generator=torch.Generator().manual_seed(request.seed))
+    noise = bundle.objective.noise((1, *shape), torch.Generator().manual_seed(request.seed))
     x_given, x_mask, given = conditioning(bundle, request, shape)
     fps = request.fps if request.num_frames > 1 else bundle.image_fps
     cond = {"fps": torch.full((1,), float(fps)), "height": torch.full((1,), float(height)),

@@ -79,6 +79,15 @@ class DiffusionConfig(_Strict):
     # pixel area at which the shift ratio is 1 (Open-Sora: 512²; the tiny profile's 64px images: 64²)
     shift_base_resolution: int = Field(512 * 512, ge=1)
     eval_points: int = Field(10, ge=1)  # equidistant timesteps of the fixed-batch validation loss (RECIPE §8)
+    # rflow: share of the noise variance common to all latent frames, in training, validation and sampling
+    # (models/diffusion/rectified_flow.py: frame_noise). 0 = Open-Sora's i.i.d. noise.
+    shared_noise: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shared_noise(self) -> "DiffusionConfig":
+        if self.shared_noise and self.kind != "rflow":
+            raise ValueError("diffusion.shared_noise applies to rectified flow only: set diffusion.kind=rflow")
+        return self
 
 
 class LatentVAEConfig(_Strict):

@@ -13,7 +13,7 @@ import torch
 from components.dit.config import DiffusionConfig
 from models.diffusion import (DDIMSamplerConfig, DDPMConfig, EulerSamplerConfig, GaussianDiffusion, RectifiedFlow,
                               RectifiedFlowConfig, ShiftConfig, TimestepSamplerConfig, ddim_sample, euler_sample,
-                              guided_denoiser, shift_ratio)
+                              frame_noise, guided_denoiser, shift_ratio)
 
 Model = Callable[..., torch.Tensor]
 CONDITIONS = ("y", "mask", "fps", "height", "width")  # batch keys the model reads besides x and the timestep
@@ -37,7 +37,12 @@ class Objective:
                 DDPMConfig(cfg.num_timesteps, cfg.beta_start, cfg.beta_end, learn_sigma=learn_sigma))
         else:
             sampler = TimestepSamplerConfig(cfg.timesteps, cfg.logit_mean, cfg.logit_std)
-            self.rflow = RectifiedFlow(RectifiedFlowConfig(cfg.num_timesteps, sampler, cfg.shift, self.shift))
+            self.rflow = RectifiedFlow(RectifiedFlowConfig(cfg.num_timesteps, sampler, cfg.shift, self.shift,
+                                                           cfg.shared_noise))
+
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Starting / validation noise of `shape` (CPU), drawn as training draws it (diffusion.shared_noise)."""
+        return frame_noise(tuple(shape), self.cfg.shared_noise if self.rflow is not None else 0.0, generator)
 
     def ratio(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """Per-sample resolution/length shift ratio (B,) when the shift is on, else None."""
@@ -74,7 +79,7 @@ class Objective:
         total, count = 0.0, 0
         for batch in batches:
             x0 = batch["x0"]
-            noise = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
+            noise = self.noise(x0.shape, gen).to(x0.device, x0.dtype)
             per_t = [self.losses(model, batch, t=t, noise=noise, eval_terms=True).float()
                      for t in self.eval_timesteps(x0.shape[0], x0.device)]
             total += float(torch.stack(per_t).mean(0).sum())  # (points, B) -> (B,) -> summed over samples

@@ -31,7 +31,7 @@ class SampleWriter:
         self.cond = {"y": y, "mask": mask, "fps": torch.full((n,), fps), "height": torch.full((n,), float(height)),
                      "width": torch.full((n,), float(width)), "num_frames": torch.full((n,), cfg.num_frames)}
         shape = (n, codec.channels, codec.latent_frames(cfg.num_frames), height // codec.stride, width // codec.stride)
-        self.noise = torch.randn(shape, generator=torch.Generator().manual_seed(cfg.seed))
+        self.noise = objective.noise(shape, torch.Generator().manual_seed(cfg.seed))
         self.written: list[Path] = []
 
     @torch.no_grad()

@@ -144,7 +144,7 @@ def cell_loss(objective: Objective, model: Callable, batches: list[dict[str, Any
     count = 0
     for batch in batches:
         x0 = batch["x0"]
-        noise = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
+        noise = objective.noise(x0.shape, gen).to(x0.device, x0.dtype)
         per_t = [float(objective.losses(model, batch, t=t, noise=noise, eval_terms=True).float().sum())
                  for t in objective.eval_timesteps(x0.shape[0], x0.device)]
         totals = per_t if totals is None else [a + b for a, b in zip(totals, per_t)]

@@ -24,6 +24,7 @@ class RectifiedFlowConfig:
     timesteps: TimestepSamplerConfig = field(default_factory=TimestepSamplerConfig)
     use_shift: bool = True  # resolution/length-aware shift of training t (RECIPE §4)
     shift: ShiftConfig = field(default_factory=ShiftConfig)
+    shared_noise: float = 0.0  # share of the noise variance common to all frames (frame_noise); 0: i.i.d. noise
 
 
 def _per_sample(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -35,6 +36,29 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.T
     """x_t = (1 − t)·x0 + t·noise for per-sample t (B,) in [0, 1]."""
     tb = _per_sample(t, x0)
     return (1 - tb) * x0 + tb * noise
+
+
+def frame_noise(
+    shape: tuple[int, ...],
+    shared: float = 0.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Standard normal noise of `shape`; for videos (B, C, T, H, W) optionally correlated across frames.
+
+    shared = s > 0 mixes one (B, C, 1, H, W) draw into every frame: ε_f = √s·ε_common + √(1 − s)·ε_f, still
+    N(0, 1) per element (PYoCo's mixed noise prior, Ge et al. 2023). Frames then start from the same layout, so a
+    small model places an object once and moves it instead of drawing it anew in every latent frame. The i.i.d.
+    draw comes first, so shared = 0 gives exactly torch.randn(shape, generator=generator).
+    """
+    if not 0.0 <= shared < 1.0:
+        raise ValueError(f"frame_noise: shared must be in [0, 1), got {shared}")
+    noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if shared == 0.0 or len(shape) != 5 or shape[2] == 1:
+        return noise
+    common = torch.randn((*shape[:2], 1, *shape[3:]), generator=generator, device=device, dtype=dtype)
+    return shared**0.5 * common + (1.0 - shared) ** 0.5 * noise
 
 
 def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -97,7 +121,7 @@ class RectifiedFlow:
         if t is None:
             t = self.sample_t(b, ratio=ratio, generator=generator, device=x0.device)
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = frame_noise(x0.shape, self.cfg.shared_noise, generator, x0.device, x0.dtype)
         x_t = add_noise(x0, noise, t)
         kwargs = dict(model_kwargs or {})
         if x_mask is not None:
