@@ -41,8 +41,9 @@ class Objective:
                                                            cfg.shared_noise))
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Starting / validation noise of `shape` (CPU), drawn as training draws it (diffusion.shared_noise)."""
-        return frame_noise(tuple(shape), self.cfg.shared_noise if self.rflow is not None else 0.0, generator)
+        """Starting / validation noise of `shape` (CPU), drawn as training draws it (diffusion.shared_noise; the
+        config refuses a share for DDPM, so DDPM draws i.i.d. noise)."""
+        return frame_noise(tuple(shape), self.cfg.shared_noise, generator)
 
     def ratio(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """Per-sample resolution/length shift ratio (B,) when the shift is on, else None."""

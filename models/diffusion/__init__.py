@@ -22,6 +22,6 @@ from models.diffusion.timesteps import (
 __all__ = [
     "DDIMSamplerConfig", "DDPMConfig", "EulerSamplerConfig", "GaussianDiffusion", "MASK_KINDS", "MASK_PRESETS",
     "MaskRatios", "RectifiedFlow", "RectifiedFlowConfig", "ShiftConfig", "TimestepSamplerConfig", "add_noise",
-    "ddim_sample", "ddpm_sample", "euler_sample", "frame_noise", "generate_masks", "guided_denoiser", "masked_mean_flat",
-    "sample_timesteps", "shift_ratio", "shift_timesteps", "velocity_loss",
+    "ddim_sample", "ddpm_sample", "euler_sample", "frame_noise", "generate_masks", "guided_denoiser",
+    "masked_mean_flat", "sample_timesteps", "shift_ratio", "shift_timesteps", "velocity_loss",
 ]
