@@ -8,13 +8,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+
+from models.ssim import SSIM_C1, SSIM_C2, SSIM_SIGMA, SSIM_WINDOW, gaussian_window, ssim_per_channel  # noqa: F401
 
 PSNR_CAP = 100.0  # identical frames: 20·log10(1/√1e-10), the cap of the reference implementation
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_C1 = 0.01**2  # (K1·L)², L = 1
-SSIM_C2 = 0.03**2
 
 
 def _check(real: torch.Tensor, fake: torch.Tensor, name: str) -> None:
@@ -37,20 +34,6 @@ def psnr(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return value.clamp(max=PSNR_CAP)
 
 
-def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
-    """Normalised 1-D Gaussian of `size` taps (float64), as cv2.getGaussianKernel and scipy's truncated filter."""
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter, 'valid' region only (the border pixels SSIM discards)."""
-    c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-
-
 def ssim(real: torch.Tensor, fake: torch.Tensor, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """SSIM per frame (B, T) of videos in [0, 1]: Gaussian 11x11 σ 1.5, per RGB channel, then averaged.
 
@@ -59,18 +42,8 @@ def ssim(real: torch.Tensor, fake: torch.Tensor, window: int = SSIM_WINDOW, sigm
     mean over the pixels at least window//2 from the border.
     """
     _check(real, fake, "ssim")
-    b, _, t, h, w = real.shape
-    if min(h, w) < window:
-        raise ValueError(f"ssim: frames of {h}x{w} are smaller than the {window}x{window} window")
-    g = gaussian_window(window, sigma).to(real.device)
-    x, y = _frames(real.double()), _frames(fake.double())  # (B*T, 3, H, W)
-    mx, my = _blur(x, g), _blur(y, g)
-    vx = _blur(x * x, g) - mx * mx
-    vy = _blur(y * y, g) - my * my
-    cov = _blur(x * y, g) - mx * my
-    num = (2 * mx * my + SSIM_C1) * (2 * cov + SSIM_C2)
-    den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    per_channel = (num / den).mean(dim=(2, 3))  # (B*T, 3)
+    b, _, t, _, _ = real.shape
+    per_channel = ssim_per_channel(_frames(real.double()), _frames(fake.double()), window, sigma)  # (B*T, 3)
     return per_channel.mean(dim=1).view(b, t)
 
 

@@ -1,7 +1,8 @@
-"""The perceptual term of VAE training: LPIPS when its weights are in the store, else off and said so.
+"""The perceptual term of VAE training: LPIPS when its weights are in the store, else off and said so; or SSIM.
 
 The LPIPS module and its loading are eval.vae's (models/lpips.py, components/evaluation/loaders.py): the AlexNet
-trunk comes from the weights store (`lpips-alexnet`), the linear heads from the `lpips` wheel.
+trunk comes from the weights store (`lpips-alexnet`), the linear heads from the `lpips` wheel. `ssim` takes
+1 - SSIM per frame (models/ssim.py) instead: no weights, for profiles that train offline (the tiny one).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from components import weights
 from components.evaluation.loaders import lpips_heads_path, load_lpips
 from models.lpips import LPIPS
+from models.ssim import SSIMDistance
 
 WEIGHT_NAME = "lpips-alexnet"
 STANDIN = "offline stand-in: L1 only"
@@ -21,8 +23,8 @@ STANDIN = "offline stand-in: L1 only"
 class Perceptual:
     """The loaded LPIPS module (None when off) and a line for the run's params and tags."""
 
-    module: LPIPS | None
-    status: str  # "lpips" | "off: <why> (offline stand-in: L1 only)" | "unused: …"
+    module: LPIPS | SSIMDistance | None
+    status: str  # "lpips" | "ssim: …" | "off: <why> (offline stand-in: L1 only)" | "unused: …"
 
     @property
     def on(self) -> bool:
@@ -30,9 +32,12 @@ class Perceptual:
 
 
 def build_perceptual(mode: str, profile: str, device: torch.device | str = "cpu") -> Perceptual:
-    """mode lpips: required (a clear error when missing); auto: used when present; off: never."""
+    """mode lpips: required (a clear error when missing); auto: used when present; ssim: 1 - SSIM; off: never."""
     if mode == "off":
         return Perceptual(None, f"off: perceptual=off in the config ({STANDIN})")
+    if mode == "ssim":
+        return Perceptual(SSIMDistance().to(device), ("ssim: 1 - SSIM per frame (11x11 Gaussian, sigma 1.5), "
+                                                 "the stand-in for LPIPS"))
     entries = {e["name"]: e for e in weights.manifest_for(profile)}
     if mode == "auto":
         if WEIGHT_NAME not in entries:

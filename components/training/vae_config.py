@@ -33,7 +33,8 @@ class VAEStageConfig(TrainConfig):
     # stage 0 only (the tiny profile's stand-in for SDXL's VAE): + weight * pixel MSE. L1 alone settles on the
     # background colour where a small saturated object is uncertain (a median); MSE makes those errors count.
     mse_weight: float = Field(0.0, ge=0)
-    perceptual: Literal["auto", "lpips", "off"] = "auto"  # auto: LPIPS if its weights are in the store
+    # auto: LPIPS if its weights are in the store; ssim: 1 - SSIM per frame, no weights (the tiny profile)
+    perceptual: Literal["auto", "lpips", "ssim", "off"] = "auto"
     perceptual_weight: float = Field(0.1, ge=0)
     # the fixed validation batch: reconstructed, scored and written as side-by-side mp4 + gif every val_every steps
     val_every: int = Field(100, ge=1)

@@ -48,7 +48,7 @@ def _record(tracker: Any, source: str, summary: dict, perceptual: Perceptual, co
     tracker.log_params({f"data_{k}": v for k, v in summary.items()} | counts |
                        {"perceptual_effective": perceptual.status})
     tags = {"reelforge.vae.perceptual": perceptual.status}
-    if perceptual.status.startswith("off"):
+    if perceptual.status.startswith(("off", "ssim")):  # the recipe's term is LPIPS
         tags["reelforge.offline_standin"] = f"perceptual term: {perceptual.status}"
     tracker.set_tags(tags)
     tracker.log_dataset(name="vae-clips", source=source, digest=content_hash(source), context="training")
