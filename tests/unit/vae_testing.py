@@ -18,7 +18,8 @@ def grouped_tiny(**overrides) -> VideoVAEConfig:
     """
     tiny = VAE_configs["tiny"]
     return replace(tiny, spatial=replace(tiny.spatial, norm="group", norm_num_groups=1),
-                   temporal=replace(tiny.temporal, norm="group", num_groups=1, time_shortcut=False), **overrides)
+                   temporal=replace(tiny.temporal, norm="group", num_groups=1, time_shortcut=False,
+                                    time_slope=False), **overrides)
 
 
 @pytest.fixture(scope="module", autouse=True)
