@@ -32,16 +32,21 @@ def test_norm_and_shortcut_errors_name_the_field():
         TemporalVAEConfig(latent_channels=8, time_shortcut=True)
 
 
-@pytest.fixture
-def shortcut_only():
-    """A temporal VAE whose networks output zeros, so only the parameter-free shortcut is left."""
-    tv = TemporalVAE(TemporalVAEConfig(filters=(8, 8, 8, 16), num_res_blocks=1, norm="none", time_shortcut=True))
+def _zero_networks(tv: TemporalVAE) -> TemporalVAE:
+    """The temporal VAE with its networks' output layers zeroed (in float64): only the shortcut paths are left."""
     with torch.no_grad():
         for conv in (tv.encoder.conv_out, tv.encoder.quant_conv, tv.decoder.conv_out):
             conv.conv.weight.zero_()
             if conv.conv.bias is not None:
                 conv.conv.bias.zero_()
     return tv.double()
+
+
+@pytest.fixture
+def shortcut_only():
+    """A temporal VAE whose networks output zeros, so only the parameter-free shortcut is left."""
+    return _zero_networks(TemporalVAE(TemporalVAEConfig(filters=(8, 8, 8, 16), num_res_blocks=1, norm="none",
+                                                        time_shortcut=True)))
 
 
 def test_shortcut_mean_is_the_mean_of_each_window_real_frames(shortcut_only):
@@ -68,15 +73,6 @@ def test_shortcut_passes_still_clips_and_images_through(shortcut_only):
     # a moving clip comes back as its window means: what the networks have to learn is the rest
     torch.testing.assert_close(rec, moving.view(2, 4, 4, 4, 3, 3).mean(3, keepdim=True).expand(-1, -1, -1, 4, -1, -1)
                                .reshape(2, 4, 16, 3, 3))
-
-
-def _zero_networks(tv: TemporalVAE) -> TemporalVAE:
-    with torch.no_grad():
-        for conv in (tv.encoder.conv_out, tv.encoder.quant_conv, tv.decoder.conv_out):
-            conv.conv.weight.zero_()
-            if conv.conv.bias is not None:
-                conv.conv.bias.zero_()
-    return tv.double()
 
 
 def test_time_slope_extrapolates_each_window_from_the_previous_latent():
