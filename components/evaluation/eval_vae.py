@@ -27,6 +27,7 @@ from components.stage import StageContext, stage
 from components.tracking import NoopTracker
 from components.weights import store_uri
 from components.workspace import is_remote
+from models import ssim
 from models.i3d import preprocess as i3d_preprocess
 
 OUTPUT = "eval/vae"
@@ -134,8 +135,8 @@ def _scores(cfg: EvalVAEConfig, n: int, per_frame: dict[str, list[torch.Tensor]]
     scores: dict[str, dict[str, Any]] = {
         "psnr": {"value": vm.mean_score(per_frame["psnr"]), **common, "range": "[0, 1]", "cap_db": vm.PSNR_CAP},
         "ssim": {"value": vm.mean_score(per_frame["ssim"]), **common, "range": "[0, 1]",
-                 "window": f"gaussian {vm.SSIM_WINDOW}x{vm.SSIM_WINDOW}, sigma {vm.SSIM_SIGMA}",
-                 "C1": vm.SSIM_C1, "C2": vm.SSIM_C2, "channels": "per RGB channel, then averaged"},
+                 "window": f"gaussian {ssim.SSIM_WINDOW}x{ssim.SSIM_WINDOW}, sigma {ssim.SSIM_SIGMA}",
+                 "C1": ssim.SSIM_C1, "C2": ssim.SSIM_C2, "channels": "per RGB channel, then averaged"},
     }
     scores["lpips"] = ({"value": vm.mean_score(per_frame["lpips"]), **common, "range": "[-1, 1]", **lp}
                        if per_frame["lpips"] else lp)

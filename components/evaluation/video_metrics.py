@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from models.ssim import SSIM_C1, SSIM_C2, SSIM_SIGMA, SSIM_WINDOW, gaussian_window, ssim_per_channel  # noqa: F401
+from models.ssim import SSIM_SIGMA, SSIM_WINDOW, ssim_per_channel
 
 PSNR_CAP = 100.0  # identical frames: 20·log10(1/√1e-10), the cap of the reference implementation
 

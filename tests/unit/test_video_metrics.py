@@ -7,6 +7,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from components.evaluation import video_metrics as vm
+from models.ssim import gaussian_window
 
 
 def _videos(seed: int, shape=(2, 3, 3, 24, 20), noise: float = 0.1):
@@ -58,7 +59,7 @@ def test_mean_score_pools_frames_and_videos():
 
 
 def test_gaussian_window_is_normalised_and_symmetric():
-    g = vm.gaussian_window()
+    g = gaussian_window()
     assert g.shape == (11,)
     assert math.isclose(float(g.sum()), 1.0, rel_tol=1e-12)
     assert torch.allclose(g, g.flip(0))
