@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKL
 
 from models.vae.causal import NORMS, remove_group_norms
+
+if TYPE_CHECKING:  # diffusers costs ~3 s to import: a stage's parent process, which builds no VAE, skips it
+    from diffusers import AutoencoderKL
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class SpatialVAEConfig:
 
 def build_autoencoder_kl(cfg: SpatialVAEConfig) -> AutoencoderKL:
     """A randomly initialised AutoencoderKL shaped by `cfg` (pretrained weights are loaded by components)."""
+    from diffusers import AutoencoderKL
+
     levels = len(cfg.block_out_channels)
     vae = AutoencoderKL(
         in_channels=3,
