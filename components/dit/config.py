@@ -82,11 +82,15 @@ class DiffusionConfig(_Strict):
     # rflow: share of the noise variance common to all latent frames, in training, validation and sampling
     # (models/diffusion/rectified_flow.py: frame_noise). 0 = Open-Sora's i.i.d. noise.
     shared_noise: float = Field(0.0, ge=0, lt=1)
+    # rflow training only: weight of the frame-to-frame change of the velocity error added to the loss
+    # (models/diffusion/rectified_flow.py: motion_loss). 0 = the plain velocity MSE; validation never adds it.
+    motion_weight: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
-    def _shared_noise(self) -> "DiffusionConfig":
-        if self.shared_noise and self.kind != "rflow":
-            raise ValueError("diffusion.shared_noise applies to rectified flow only: set diffusion.kind=rflow")
+    def _rflow_only(self) -> "DiffusionConfig":
+        for name in ("shared_noise", "motion_weight"):
+            if getattr(self, name) and self.kind != "rflow":
+                raise ValueError(f"diffusion.{name} applies to rectified flow only: set diffusion.kind=rflow")
         return self
 
 

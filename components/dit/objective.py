@@ -38,7 +38,7 @@ class Objective:
         else:
             sampler = TimestepSamplerConfig(cfg.timesteps, cfg.logit_mean, cfg.logit_std)
             self.rflow = RectifiedFlow(RectifiedFlowConfig(cfg.num_timesteps, sampler, cfg.shift, self.shift,
-                                                           cfg.shared_noise))
+                                                           cfg.shared_noise, cfg.motion_weight))
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         """Starting / validation noise of `shape` (CPU), drawn as training draws it (diffusion.shared_noise; the
@@ -55,13 +55,15 @@ class Objective:
     def losses(self, model: Model, batch: dict[str, Any], x_mask: torch.Tensor | None = None,
                t: torch.Tensor | None = None, noise: torch.Tensor | None = None, eval_terms: bool = False,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sample loss (B,); eval_terms: the DDPM eps MSE alone (the variance bound is not comparable)."""
+        """Per-sample loss (B,); eval_terms: the plain MSE alone (DDPM's eps MSE without the variance bound,
+        rectified flow's velocity MSE without the motion term), the validation loss of RECIPE §8."""
         x0, kwargs = batch["x0"], model_kwargs(batch)
         if self.ddpm is not None:
             terms = self.ddpm.training_losses(model, x0, kwargs, x_mask, t=t, noise=noise, generator=generator)
             return terms["mse"] if eval_terms else terms["loss"]
-        return self.rflow.training_losses(model, x0, kwargs, x_mask, ratio=self.ratio(batch), t=t, noise=noise,
-                                          generator=generator)["loss"]
+        terms = self.rflow.training_losses(model, x0, kwargs, x_mask, ratio=self.ratio(batch), t=t, noise=noise,
+                                           generator=generator)
+        return terms["mse"] if eval_terms else terms["loss"]
 
     def eval_timesteps(self, batch_size: int, device: torch.device) -> list[torch.Tensor]:
         """cfg.eval_points equidistant timesteps (bin centres), each as a (B,) tensor."""
