@@ -39,33 +39,30 @@ def test_only_pairs_of_noised_frames_count_and_images_give_zero():
     assert motion_loss(images, images, video(4, (2, 4, 1, 3, 3))).tolist() == [0.0, 0.0]
 
 
-def model(x_t, timestep):
-    return 0.5 * x_t  # any fixed function of the input
+def half(x_t, timestep, **kwargs):
+    return 0.5 * x_t  # any fixed function of the input stands in for the DiT
 
 
 def test_training_loss_adds_the_weighted_term_and_mse_stays_the_plain_loss():
     x0, eps, t = video(0), video(1), torch.tensor([0.3, 0.7])
-    plain = RectifiedFlow(RectifiedFlowConfig(use_shift=False)).training_losses(model, x0, t=t, noise=eps)
+    plain = RectifiedFlow(RectifiedFlowConfig(use_shift=False)).training_losses(half, x0, t=t, noise=eps)
     weighted = RectifiedFlow(RectifiedFlowConfig(use_shift=False, motion_weight=0.5)).training_losses(
-        model, x0, t=t, noise=eps)
+        half, x0, t=t, noise=eps)
     assert torch.equal(plain["loss"], plain["mse"])  # weight 0: exactly the velocity MSE
     torch.testing.assert_close(weighted["mse"], plain["mse"])
-    pred = model((1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * eps, None)
+    pred = half((1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * eps, None)
     torch.testing.assert_close(weighted["loss"], plain["mse"] + 0.5 * motion_loss(pred, x0, eps))
 
 
 def test_objective_validates_with_the_plain_loss_and_ddpm_refuses_the_weight():
     batch = {"x0": video(0), "y": None, "mask": None, "fps": None, "height": None, "width": None}
 
-    def net(x_t, timestep, **kwargs):
-        return 0.5 * x_t
-
     cfg = DiffusionConfig(kind="rflow", motion_weight=2.0)
     objective = Objective(cfg, learn_sigma=False)
     t, noise = torch.tensor([0.4, 0.9]), video(1)
-    train = objective.losses(net, batch, t=t, noise=noise)
-    val = objective.losses(net, batch, t=t, noise=noise, eval_terms=True)
-    plain = Objective(DiffusionConfig(kind="rflow"), learn_sigma=False).losses(net, batch, t=t, noise=noise)
+    train = objective.losses(half, batch, t=t, noise=noise)
+    val = objective.losses(half, batch, t=t, noise=noise, eval_terms=True)
+    plain = Objective(DiffusionConfig(kind="rflow"), learn_sigma=False).losses(half, batch, t=t, noise=noise)
     torch.testing.assert_close(val, plain)
     assert (train > val).all()
     with pytest.raises(ValidationError, match="motion_weight applies to rectified flow only"):
