@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,9 +19,10 @@ from components.workspace import workspace
 
 
 def device_kind() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """Where an in-process stage ran: a stage that never imported torch ran on the CPU (importing torch only to ask
+    costs a data or curation stage 2-8 s; torchrun stages report their ranks' device instead)."""
+    torch = sys.modules.get("torch")
+    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
 
 
 def check_inputs(name: str, inputs: dict[str, str]) -> None:
@@ -93,7 +95,7 @@ def run_stage(name: str, profile: str = "tiny", sets: list[str] | None = None, t
     started = time.time()
     try:
         if launch.mode == "torchrun":
-            metrics = _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, run_id)
+            metrics, device = _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, run_id)
             world = launch.nproc_per_node * int(str(launch.nnodes).split(":")[-1])
         else:
             ctx = stages.StageContext(
@@ -101,7 +103,7 @@ def run_stage(name: str, profile: str = "tiny", sets: list[str] | None = None, t
                 tracker=tracking.Tracker(run_id) if run_id else tracking.NoopTracker(),
             )
             metrics = spec.fn(ctx) or {}
-            world = 1
+            world, device = 1, device_kind()
         (tmp / "config.yaml").write_text(configs.to_yaml(cfg))
         replace_dir(tmp, final)
     except BaseException as err:
@@ -111,7 +113,7 @@ def run_stage(name: str, profile: str = "tiny", sets: list[str] | None = None, t
     result = manifest.build(
         stage=name, profile=profile, params_hash=configs.params_hash(cfg), inputs=inputs, output_dir=final,
         run_id=run_id, git_commit=tracking.git_commit(), wall_time_s=wall, world_size=world,
-        device=device_kind(), metrics=metrics,
+        device=device, metrics=metrics,
     )
     manifest.write(manifest.path_for(ws, name), result)
     shutil.rmtree(ws / "failed" / name, ignore_errors=True)
@@ -132,8 +134,8 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, run_id) -> dict[str, Any]:
-    """Write the resolved config where the ranks can read it, run torchrun, and collect rank 0's result."""
+def _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, run_id) -> tuple[dict[str, Any], str]:
+    """Write the resolved config where the ranks can read it, run torchrun, and collect rank 0's metrics and device."""
     cfg_file = Path(str(tmp) + ".config.yaml")
     cfg_file.write_text(configs.to_yaml(cfg))
     args = ["--stage", spec.name, "--profile", profile, "--config", str(cfg_file), "--out", str(tmp),
@@ -148,7 +150,7 @@ def _run_distributed(spec, profile, cfg, launch, ws, tmp, ckpt, inputs, run_id) 
         err = StageError(f"stage {spec.name} failed under torchrun (exit {code}): {result.get('error', 'see per-rank logs in ' + str(ws / 'logs' / spec.name))}")
         err.exit_code = result.get("exit_code", code)
         raise err
-    return result.get("metrics", {})
+    return result.get("metrics", {}), result.get("device", "cpu")
 
 
 def _fail(name: str, ws: Path, tmp: Path, run_id: str | None, err: BaseException, system_metrics) -> None:

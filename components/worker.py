@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if rank == 0:
-        Path(args.out + ".result.json").write_text(json.dumps({"metrics": metrics}, default=float))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        Path(args.out + ".result.json").write_text(json.dumps({"metrics": metrics, "device": device}, default=float))
     return 0
 
 

@@ -7,6 +7,7 @@ import sys
 
 import mlflow
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +43,18 @@ def reference(tmp_path_factory):
 
     ws = tmp_path_factory.mktemp("ref")
     stage_run(ws, REPO, "--set", "strategy=ddp")
-    return loss_history(ws), json.loads((ws / "train" / "smoke" / "metrics.json").read_text())
+    return loss_history(ws), json.loads((ws / "train" / "smoke" / "metrics.json").read_text()), ws
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
 def test_kill_and_resume_continues_the_trajectory(strategy, reference, tmp_path):
     from tests.conftest import REPO
 
-    ref_losses, ref_metrics = reference
+    ref_losses, ref_metrics, ref_ws = reference
     assert ref_metrics["loss_last"] < 0.5 * ref_metrics["loss_first"]  # it trains
+    record = json.loads((ref_ws / "manifests" / "train.smoke.json").read_text())
+    ranks_on = "cuda" if torch.cuda.is_available() else "cpu"  # what the ranks ran on, reported by rank 0
+    assert (record["device"], record["world_size"]) == (ranks_on, 2)
 
     ws = tmp_path / "ws"
     killed = stage_run(ws, REPO, "--set", f"strategy={strategy}", "--set", "stop_after=16", check=False)

@@ -19,3 +19,13 @@ def test_getting_a_stage_imports_only_its_module():
             "print(sorted(m for m in stage.STAGE_MODULES if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['components.data.ingest']"
+
+
+def test_device_kind_does_not_import_torch_for_a_stage_that_did_not():
+    code = "import sys; from components.runner import device_kind; print(device_kind(), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["cpu", "False"]
+    import torch
+
+    from components.runner import device_kind
+    assert device_kind() == ("cuda" if torch.cuda.is_available() else "cpu")
