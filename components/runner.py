@@ -19,8 +19,8 @@ from components.workspace import workspace
 
 
 def device_kind() -> str:
-    """Where an in-process stage ran: a stage that never imported torch ran on the CPU (importing torch only to ask
-    costs a data or curation stage 2-8 s; torchrun stages report their ranks' device instead)."""
+    """Where this process ran its stage (in-process, or rank 0 under torchrun): cuda when its torch sees a GPU; a
+    stage that never imported torch ran on the CPU (importing torch only to ask costs a data stage 2-8 s)."""
     torch = sys.modules.get("torch")
     return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
 

@@ -12,6 +12,7 @@ import yaml
 
 from components import stage as stages
 from components.errors import exit_code_for
+from components.runner import device_kind
 from components.tracking import NoopTracker, Tracker, setup
 
 
@@ -62,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if rank == 0:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        Path(args.out + ".result.json").write_text(json.dumps({"metrics": metrics, "device": device}, default=float))
+        result = {"metrics": metrics, "device": device_kind()}
+        Path(args.out + ".result.json").write_text(json.dumps(result, default=float))
     return 0
 
 
