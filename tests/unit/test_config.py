@@ -6,7 +6,6 @@ import yaml
 from pydantic import Field
 
 from components.config import ConfigError, StageConfig, flat_params, params_hash, parse_set, recipe_file, resolve
-from components.workspace import project_root
 
 
 class StepConfig(StageConfig):
@@ -65,9 +64,10 @@ def test_params_hash_is_stable_and_sensitive():
     assert flat["opt.beta1"] == 0.9 and flat["launch.mode"] == "inprocess"
 
 
-def test_every_dvc_stage_depends_on_the_recipe_file_its_stage_reads():
+def test_every_dvc_stage_depends_on_the_recipe_file_its_stage_reads(monkeypatch):
     """`dvc repro` re-runs a stage when its recipe changes only if dvc.yaml lists that file among its deps."""
     root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("REELFORGE_ROOT", str(root))  # recipe_file and dvc.yaml from the same checkout, any cwd
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     checked, missing = 0, []
     for name, spec in stages.items():
@@ -75,7 +75,7 @@ def test_every_dvc_stage_depends_on_the_recipe_file_its_stage_reads():
         if words[:3] != ["reelforge", "stage", "run"]:
             continue
         stage = words[3]
-        recipe = recipe_file("${profile}", stage).relative_to(project_root()).as_posix()
+        recipe = recipe_file("${profile}", stage).relative_to(root).as_posix()
         checked += 1
         if recipe not in spec.get("deps", []):
             missing.append(f"{name}: {recipe}")
