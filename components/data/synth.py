@@ -3,6 +3,8 @@
 Layout written by `synthesize(out_dir, cfg)`:
   videos/*.mp4 (H.264 yuv420p) and images/*.png|*.jpg, each with a caption sidecar `<file>.txt`;
   planted bad files (plain names) listed under "bad_files"; ground_truth.json describing everything.
+Writing over an earlier corpus removes the files it listed that this one does not write (a changed config must
+not leave old clips for ingest to pick up); files no ground truth lists are never touched.
 Ground truth frames: shot [start, end) in decoded frame indices; a fade at boundary `frame` blends `length`
 frames starting at frame - length // 2. Camera pan_left means the camera turns left (content drifts right).
 """
@@ -18,7 +20,8 @@ from components.data.synth_plan import (ImagePlan, VideoPlan, article, plan_corp
 from components.data.synth_render import image_pixels, video_frames
 from components.data.synth_shapes import BACKGROUNDS
 
-__all__ = ["SynthConfig", "synthesize", "SHOT_KINDS", "DERIVED_KINDS"]
+__all__ = ["SynthConfig", "synthesize", "corpus_files", "SHOT_KINDS", "DERIVED_KINDS"]
+GROUND_TRUTH = "ground_truth.json"
 
 
 def _video_record(video: VideoPlan) -> dict:
@@ -43,6 +46,7 @@ def _image_record(image: ImagePlan) -> dict:
 def synthesize(out_dir: Path, cfg: SynthConfig) -> dict:
     """Write the corpus into out_dir and return its ground truth (also out_dir/ground_truth.json)."""
     out_dir = Path(out_dir)
+    previous = _previous_files(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     videos, images = plan_corpus(cfg)
@@ -65,5 +69,27 @@ def synthesize(out_dir: Path, cfg: SynthConfig) -> dict:
         gt["images"].append(record)
     if cfg.plant_bad:
         gt["bad_files"] = plant_bad_files(out_dir, cfg)
-    (out_dir / "ground_truth.json").write_text(json.dumps(gt, indent=2) + "\n")
+    (out_dir / GROUND_TRUTH).write_text(json.dumps(gt, indent=2) + "\n")
+    for stale in sorted(previous - corpus_files(gt)):
+        (out_dir / stale).unlink(missing_ok=True)
     return gt
+
+
+def corpus_files(gt: dict) -> set[str]:
+    """Every file a corpus wrote, relative to its folder: media, caption sidecars, planted bad files, ground truth."""
+    media = [record["path"] for record in gt.get("videos", []) + gt.get("images", [])]
+    return {*media, *(f"{path}.txt" for path in media), *(bad["path"] for bad in gt.get("bad_files", [])),
+            GROUND_TRUTH}
+
+
+def _previous_files(out_dir: Path) -> set[str]:
+    """The files an earlier corpus in out_dir listed: none without a ground truth, an error for an unreadable one."""
+    truth = out_dir / GROUND_TRUTH
+    if not truth.exists():
+        return set()
+    try:
+        listed = corpus_files(json.loads(truth.read_text()))
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"{truth}: not a synthetic corpus's ground truth ({err}); remove it or write elsewhere") from None
+    root = out_dir.resolve()
+    return {path for path in listed if root in (out_dir / path).resolve().parents}  # never outside out_dir

@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from components import tracking
+from components.config import resolve
+from components.data.synth import SynthConfig, synthesize
 import components.data.version  # noqa: F401  (registers data.version)
 from components.runner import run_stage
-from tests.conftest import make_project
+from tests.conftest import REPO, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +55,13 @@ def test_version_adds_pushes_and_tags(tmp_path, monkeypatch):
     assert [i.dataset.digest for i in run.inputs.dataset_inputs] == [md5.replace(".dir", "")[:36]]
     # the manifest of any later stage carries the DVC hash of the raw data
     assert result["dvc"] == {"data": md5}
+
+
+def test_committed_data_dvc_is_the_tiny_profiles_corpus(tmp_path, monkeypatch):
+    """A run synthesises ./data and data.version writes data.dvc again: on a fresh clone it must come out as the
+    committed file (a stale data.dvc shows as a change after every run and names a corpus nobody can rebuild)."""
+    monkeypatch.setenv("REELFORGE_ROOT", str(REPO))
+    synthesize(tmp_path, resolve("data.synth", SynthConfig, "tiny", []))
+    files = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    out = yaml.safe_load((REPO / "data.dvc").read_text())["outs"][0]
+    assert (out["md5"], out["nfiles"], out["size"]) == (dvc_dir_md5(files), len(files), sum(map(len, files.values())))

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.data.schema import QUARANTINE_KINDS
-from components.data.synth import SynthConfig, synthesize
+from components.data.synth import SynthConfig, corpus_files, synthesize
 from components.data.synth_plan import Scene, Shot, Transition, VideoPlan, caption, plan_corpus
 from components.data.synth_render import SceneRenderer, video_frames
 from components.data.synth_shapes import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
@@ -140,6 +140,19 @@ def test_plant_bad_false_writes_only_good_files(tmp_path):
     assert gt["bad_files"] == []
     assert written == {gt["videos"][0]["path"], gt["images"][0]["path"]}
 
+
+
+def test_rewriting_a_corpus_removes_only_the_files_the_old_one_listed(tmp_path):
+    big = synthesize(tmp_path, SynthConfig(**{**SMALL, "n_videos": 3, "n_images": 2}))
+    (tmp_path / "videos" / "mine.mp4").write_bytes(b"not from the generator")  # no ground truth lists it
+    small = synthesize(tmp_path, SynthConfig(**{**SMALL, "n_videos": 1, "n_images": 1}, plant_bad=False))
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert on_disk == corpus_files(small) | {"videos/mine.mp4"}
+    assert len(corpus_files(big)) == 3 * 2 + 2 * 2 + 7 + 1  # media + sidecars, planted bad files, ground truth
+    assert len(on_disk) == 1 * 2 + 1 * 2 + 1 + 1
+    (tmp_path / "ground_truth.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="ground_truth.json: not a synthetic corpus"):
+        synthesize(tmp_path, SynthConfig(**SMALL))
 
 def test_shape_moves_by_speed_times_time():
     cfg = SynthConfig()
