@@ -109,7 +109,9 @@ class Tracker:
             dataset = mlflow.data.from_pandas(df, source=src, name=name, digest=digest[:36])
         else:
             dataset = MetaDataset(source=src, name=name, digest=digest[:36])
-        with self._active():
+        with self._active(), warnings.catch_warnings():
+            # the table's schema is inferred here; MLflow's hint on integer columns concerns model signatures
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
             self.mlflow.log_input(dataset, context=context)
 
     def _active(self):
