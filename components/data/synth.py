@@ -90,6 +90,7 @@ def _previous_files(out_dir: Path) -> set[str]:
     try:
         listed = corpus_files(json.loads(truth.read_text()))
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as err:
-        raise ValueError(f"{truth}: not a synthetic corpus's ground truth ({err}); remove it or write elsewhere") from None
+        raise ValueError(f"{truth}: not a synthetic corpus's ground truth ({err}); "
+                         "remove it or write elsewhere") from None
     root = out_dir.resolve()
     return {path for path in listed if root in (out_dir / path).resolve().parents}  # never outside out_dir

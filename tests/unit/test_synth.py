@@ -141,7 +141,6 @@ def test_plant_bad_false_writes_only_good_files(tmp_path):
     assert written == {gt["videos"][0]["path"], gt["images"][0]["path"]}
 
 
-
 def test_rewriting_a_corpus_removes_only_the_files_the_old_one_listed(tmp_path):
     big = synthesize(tmp_path, SynthConfig(**{**SMALL, "n_videos": 3, "n_images": 2}))
     (tmp_path / "videos" / "mine.mp4").write_bytes(b"not from the generator")  # no ground truth lists it
@@ -153,6 +152,7 @@ def test_rewriting_a_corpus_removes_only_the_files_the_old_one_listed(tmp_path):
     (tmp_path / "ground_truth.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="ground_truth.json: not a synthetic corpus"):
         synthesize(tmp_path, SynthConfig(**SMALL))
+
 
 def test_shape_moves_by_speed_times_time():
     cfg = SynthConfig()
