@@ -20,7 +20,7 @@ from components.data.synth_plan import (ImagePlan, VideoPlan, article, plan_corp
 from components.data.synth_render import image_pixels, video_frames
 from components.data.synth_shapes import BACKGROUNDS
 
-__all__ = ["SynthConfig", "synthesize", "corpus_files", "SHOT_KINDS", "DERIVED_KINDS"]
+__all__ = ["SynthConfig", "synthesize", "corpus_files", "unlisted_files", "SHOT_KINDS", "DERIVED_KINDS"]
 GROUND_TRUTH = "ground_truth.json"
 
 
@@ -80,6 +80,14 @@ def corpus_files(gt: dict) -> set[str]:
     media = [record["path"] for record in gt.get("videos", []) + gt.get("images", [])]
     return {*media, *(f"{path}.txt" for path in media), *(bad["path"] for bad in gt.get("bad_files", [])),
             GROUND_TRUTH}
+
+
+def unlisted_files(out_dir: Path, gt: dict) -> list[str]:
+    """Files under out_dir's videos/ and images/ that the corpus's ground truth does not list: ingest reads them too."""
+    listed = corpus_files(gt)
+    found = (p.relative_to(out_dir).as_posix() for folder in ("videos", "images") for p in (out_dir / folder).rglob("*")
+             if p.is_file())
+    return sorted(path for path in found if path not in listed)
 
 
 def _previous_files(out_dir: Path) -> set[str]:

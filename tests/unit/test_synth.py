@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.data.schema import QUARANTINE_KINDS
-from components.data.synth import SynthConfig, corpus_files, synthesize
+from components.data.synth import SynthConfig, corpus_files, synthesize, unlisted_files
 from components.data.synth_plan import Scene, Shot, Transition, VideoPlan, caption, plan_corpus
 from components.data.synth_render import SceneRenderer, video_frames
 from components.data.synth_shapes import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
@@ -149,6 +149,7 @@ def test_rewriting_a_corpus_removes_only_the_files_the_old_one_listed(tmp_path):
     assert on_disk == corpus_files(small) | {"videos/mine.mp4"}
     assert len(corpus_files(big)) == 3 * 2 + 2 * 2 + 7 + 1  # media + sidecars, planted bad files, ground truth
     assert len(on_disk) == 1 * 2 + 1 * 2 + 1 + 1
+    assert unlisted_files(tmp_path, small) == ["videos/mine.mp4"]  # `data synth` warns about it when it skips
     (tmp_path / "ground_truth.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="ground_truth.json: not a synthetic corpus"):
         synthesize(tmp_path, SynthConfig(**SMALL))
@@ -211,3 +212,19 @@ def test_default_corpus_is_fast_and_complete(tmp_path):
     sizes = {(v["width"], v["height"]) for v in gt["videos"]}
     assert {round(w / h, 2) for w, h in sizes} >= {1.78, 1.0, 0.56}
     assert {v["fps"] for v in gt["videos"]} == {8, 12, 24, 30}
+
+
+def test_synth_command_skips_a_written_corpus_and_names_files_its_ground_truth_does_not_list(tmp_path):
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    args = ["data", "synth", "--out", str(tmp_path), "--set", "n_videos=1", "--set", "n_images=1", "--set",
+            "plant_bad=false"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (tmp_path / "images" / "old_image.png").write_bytes(b"left by an older corpus")
+    again = CliRunner().invoke(app, args)
+    said = " ".join(again.output.split())  # rich wraps long lines at the terminal's width
+    assert again.exit_code == 0 and "already holds this corpus" in said
+    assert "also holds 1 file(s) its ground_truth.json does not list (images/old_image.png)" in said
+    assert (tmp_path / "images" / "old_image.png").exists()  # named, never deleted
