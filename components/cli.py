@@ -91,14 +91,15 @@ def data_synth(
     force: bool = typer.Option(False, help="Regenerate even when the folder already holds this corpus"),
 ) -> None:
     """Write the deterministic synthetic corpus with its ground truth (the tiny profile's raw data)."""
-    from components.data.synth import SynthConfig, synthesize, unlisted_files
+    from components.data.synth import GROUND_TRUTH, SynthConfig, synthesize, unlisted_files
     from components.config import resolve
 
     cfg = resolve("data.synth", SynthConfig, profile, set_ or [])
-    truth = out / "ground_truth.json"
-    if not force and truth.exists() and json.loads(truth.read_text()).get("config") == cfg.model_dump(mode="json"):
+    truth = out / GROUND_TRUTH
+    written = json.loads(truth.read_text()) if truth.exists() else {}
+    if not force and written.get("config") == cfg.model_dump(mode="json"):
         console.print(f"{out} already holds this corpus (seed {cfg.seed}); --force regenerates it")
-        extra = unlisted_files(out, json.loads(truth.read_text()))
+        extra = unlisted_files(out, written)
         if extra:  # e.g. left by an older synth that did not clean up: ingest would take them in
             shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
             console.print(f"{out} also holds {len(extra)} file(s) its ground_truth.json does not list ({shown}): "

@@ -6,6 +6,7 @@ import yaml
 from pydantic import Field
 
 from components.config import ConfigError, StageConfig, flat_params, params_hash, parse_set, recipe_file, resolve
+from tests.conftest import REPO
 
 
 class StepConfig(StageConfig):
@@ -66,16 +67,15 @@ def test_params_hash_is_stable_and_sensitive():
 
 def test_every_dvc_stage_depends_on_the_recipe_file_its_stage_reads(monkeypatch):
     """`dvc repro` re-runs a stage when its recipe changes only if dvc.yaml lists that file among its deps."""
-    root = Path(__file__).resolve().parents[2]
-    monkeypatch.setenv("REELFORGE_ROOT", str(root))  # recipe_file and dvc.yaml from the same checkout, any cwd
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    monkeypatch.setenv("REELFORGE_ROOT", str(REPO))  # recipe_file and dvc.yaml from the same checkout, any cwd
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     checked, missing = 0, []
     for name, spec in stages.items():
         words = spec["cmd"].split()
         if words[:3] != ["reelforge", "stage", "run"]:
             continue
         stage = words[3]
-        recipe = recipe_file("${profile}", stage).relative_to(root).as_posix()
+        recipe = recipe_file("${profile}", stage).relative_to(REPO).as_posix()
         checked += 1
         if recipe not in spec.get("deps", []):
             missing.append(f"{name}: {recipe}")
