@@ -96,8 +96,8 @@ def data_synth(
 
     cfg = resolve("data.synth", SynthConfig, profile, set_ or [])
     truth = out / GROUND_TRUTH
-    written = json.loads(truth.read_text()) if truth.exists() else {}
-    if not force and written.get("config") == cfg.model_dump(mode="json"):
+    written = json.loads(truth.read_text()) if not force and truth.exists() else {}
+    if written.get("config") == cfg.model_dump(mode="json"):
         console.print(f"{out} already holds this corpus (seed {cfg.seed}); --force regenerates it")
         extra = unlisted_files(out, written)
         if extra:  # e.g. left by an older synth that did not clean up: ingest would take them in
