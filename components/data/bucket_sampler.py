@@ -35,12 +35,16 @@ _SHUFFLE = salt("shuffle")  # stream of the epoch's shuffles, apart from the ass
 
 
 class BucketItem(NamedTuple):
-    """One dataset request: clip row `index`, to be read as num_frames frames resized and cropped to height x width."""
+    """One dataset request: clip row `index`, to be read as num_frames frames resized and cropped to height x width.
+
+    `epoch` is the epoch that drew it, for per-epoch draws of the dataset (the score-to-text parts a caption keeps).
+    """
 
     index: int
     num_frames: int
     height: int
     width: int
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class EpochPlan:
     def items(self, g: int) -> list[BucketItem]:
         """Micro-batch g as dataset requests."""
         key = self.key(g)
-        return [BucketItem(int(row), key.num_frames, key.height, key.width) for row in self.rows(g)]
+        return [BucketItem(int(row), key.num_frames, key.height, key.width, self.epoch) for row in self.rows(g)]
 
     def summary(self) -> dict[str, int]:
         """Counts for a tracker: clips, assigned, unassigned_<reason>, dropped_last, micro_batches."""

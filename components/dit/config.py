@@ -120,6 +120,10 @@ class DiTDataConfig(_Strict):
     # image stages: each video clip also serves as one image (a fixed frame per clip and seed)
     images_from_videos: bool = True
     image_fps: float = Field(120.0, gt=0)  # fps condition of images (Open-Sora's IMG_FPS)
+    # score-to-text (RECIPE §1): append the clip's aesthetic, motion and camera-motion scores to its caption, each
+    # part dropped with score_text_drop, drawn per epoch; the latent cache must hold the variants (its score_text)
+    score_text: bool = False
+    score_text_drop: float = Field(0.2, ge=0, le=1)
 
 
 class SampleConfig(_Strict):

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from components.curation.clips import clip_id as make_clip_id
+from components.curation.score_text import PARTS, score_to_text
+from components.curation.tier_rules import ScoreColumns, aesthetic
 from components.data.bucket_sampler import BucketBatchSampler, BucketItem, EpochPlan, plan_epoch
 from components.data.buckets import Clips, salt
 from components.data.video_table import normalise
@@ -23,10 +26,29 @@ from components.dit.latents import LatentRequest, LatentSource
 from components.hashing import exists
 
 CAPTION_COLUMNS = ["text", "height", "width"]  # what the DiT needs beyond the shared clip-table columns
+SCORE_FIELDS = [field for _, field in PARTS]  # aes, flow, cmotion: the scores score-to-text appends (RECIPE §1)
+
+
+def score_columns(raw: pd.DataFrame) -> pd.DataFrame:
+    """A table's score-to-text fields: LAION `aes` when present, else the classical stand-in; None where unscored."""
+    none = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    cols = ScoreColumns()
+    try:
+        aes = aesthetic(raw, cols)[0]
+    except ValueError:  # ingest metadata or an unscored table: no aesthetic part
+        aes = none
+    flow = raw[cols.flow] if cols.flow in raw.columns else none
+    cmotion = raw["cmotion"] if "cmotion" in raw.columns else none
+    return pd.DataFrame({"aes": aes, "flow": flow, "cmotion": cmotion}, index=raw.index)
+
+
+def score_fields(row: pd.Series) -> dict[str, Any]:
+    """The score-to-text row of one clip of a caption table: {aes, flow, cmotion}."""
+    return {field: row[field] for field in SCORE_FIELDS}
 
 
 def load_caption_table(source: str) -> pd.DataFrame:
-    """A curated tier table or the ingest metadata as clips with their caption (`text`), height and width."""
+    """A curated tier table or the ingest metadata as clips with their caption (`text`), height, width and scores."""
     if not exists(source):
         raise FileNotFoundError(f"clip table {source} does not exist; run data.ingest (or the curate stages) first")
     raw = pd.read_parquet(source)
@@ -39,7 +61,8 @@ def load_caption_table(source: str) -> pd.DataFrame:
         raise ValueError(f"{source}: lacks column(s) {missing}; buckets need every clip's height and width")
     if "text" not in extra.columns:
         extra["text"] = ""
-    extra = extra[["clip_id", *CAPTION_COLUMNS]].drop_duplicates("clip_id")
+    extra[SCORE_FIELDS] = score_columns(raw)
+    extra = extra[["clip_id", *CAPTION_COLUMNS, *SCORE_FIELDS]].drop_duplicates("clip_id")
     out = table.merge(extra, on="clip_id", how="left", validate="one_to_one")
     out["text"] = out["text"].fillna("").astype(str)
     return out
@@ -84,6 +107,13 @@ class DiTDataset(Dataset):
         offset = draw % (end - start - span + 1)
         return tuple(start + offset + i * stride for i in range(num_frames))
 
+    def caption(self, row: pd.Series, epoch: int) -> str:
+        """The clip's caption; with score_text its scores appended, the parts kept drawn per (seed, epoch, clip)."""
+        if not self.cfg.score_text:
+            return str(row["text"])
+        rng = np.random.default_rng(salt(self.seed, "score_text", epoch, str(row["clip_id"])))
+        return score_to_text(str(row["text"]), score_fields(row), rng, self.cfg.score_text_drop)
+
     def request(self, item: BucketItem) -> LatentRequest:
         """The latents a bucket item asks for (the key a latent cache must be filled with)."""
         row = self.table.iloc[item.index]
@@ -94,7 +124,8 @@ class DiTDataset(Dataset):
         row = self.table.iloc[item.index]
         request = self.request(item)
         fps = self.cfg.image_fps if item.num_frames == 1 else float(row["fps"]) / self.cfg.buckets.frame_interval
-        return {"x0": self.latents.get(request), "caption": row["text"], "fps": fps, "height": request.height,
+        return {"x0": self.latents.get(request), "caption": self.caption(row, item.epoch), "fps": fps,
+                "height": request.height,
                 "width": request.width, "num_frames": item.num_frames, "clip_id": request.clip_id}
 
 

@@ -117,7 +117,8 @@ class ReadOnlyEncoder:
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         shown = ", ".join(repr(c) for c in captions[:3])
         raise LatentCacheError(f"latent cache {self.folder}: {len(captions)} caption(s) not cached ({shown}); "
-                               "rerun cache.latents over the tables these captions come from")
+                               "rerun cache.latents over the tables these captions come from (with score_text: true "
+                               "when the stage's data.score_text appends scores)")
 
     def null_embedding(self) -> torch.Tensor:
         """The null caption (L, dim) cache.latents stored: what a randomly initialised model starts with."""

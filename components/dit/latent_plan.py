@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from components.curation.score_text import PARTS, score_to_text
-from components.curation.tier_rules import ScoreColumns, aesthetic
 from components.data.aspect_ratios import ASPECT_RATIOS
 from components.data.buckets import BucketConfig, BucketKey, Clips
 from components.dit.config import DiTDataConfig
-from components.dit.data import DiTDataset, bucket_clips, load_caption_table
+from components.dit.data import DiTDataset, bucket_clips, load_caption_table, score_fields
 from components.dit.latents import LatentRequest
 
 _LABELS = list(ASPECT_RATIOS)
@@ -95,33 +94,17 @@ def caption_variants(text: str, row: dict[str, Any], score_text: bool) -> list[s
     return sorted(variants)
 
 
-def score_rows(raw: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """clip_id -> {aes, flow, cmotion} for score_to_text: LAION `aes` when present, else the classical stand-in."""
-    if "clip_id" not in raw.columns:
-        return {}
-    cols = ScoreColumns()
-    try:
-        aes = aesthetic(raw, cols)[0]
-    except ValueError:  # ingest metadata or an unscored table: no aesthetic part
-        aes = pd.Series([None] * len(raw), index=raw.index)
-    flow = raw[cols.flow] if cols.flow in raw.columns else pd.Series([None] * len(raw), index=raw.index)
-    cmotion = raw["cmotion"] if "cmotion" in raw.columns else pd.Series([None] * len(raw), index=raw.index)
-    return {str(c): {"aes": a, "flow": f, "cmotion": m}
-            for c, a, f, m in zip(raw["clip_id"], aes, flow, cmotion)}
-
-
 def plan_tier(source: str, tier: str, buckets: BucketConfig, images_from_videos: bool, seed: int,
               score_text: bool) -> list[PlannedSample]:
     """Every (clip, candidate bucket) sample of one tier table, with the frames training will request."""
     table = load_caption_table(source)
-    scores = score_rows(pd.read_parquet(source))
     data_cfg = DiTDataConfig(tables=[source], buckets=buckets, images_from_videos=images_from_videos)
     dataset = DiTDataset(table, data_cfg, latents=None, seed=seed)
     clips = bucket_clips(table, images_from_videos, source)
     out = []
     for i, keys in enumerate(candidate_buckets(clips, buckets)):
         row = table.iloc[i]
-        captions = caption_variants(str(row["text"]), scores.get(str(row["clip_id"]), {}), score_text)
+        captions = caption_variants(str(row["text"]), score_fields(row), score_text)
         for key in keys:
             frames = dataset.frames(row, key.num_frames)
             fps = data_cfg.image_fps if key.num_frames == 1 else float(row["fps"]) / buckets.frame_interval

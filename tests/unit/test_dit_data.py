@@ -9,7 +9,9 @@ from components.data.bucket_sampler import BucketItem, plan_epoch
 from components.data.buckets import salt
 from components.dit.captions import LazyEncoder
 from components.dit.config import DiTDataConfig
-from components.dit.data import DiTDataset, bucket_clips, collate, eval_batches, load_caption_table
+from components.dit.data import (SCORE_FIELDS, DiTDataset, bucket_clips, collate, eval_batches, load_caption_table,
+                                 score_fields)
+from components.dit.latent_plan import caption_variants
 from components.dit.latents import OnTheFlyLatents, load_image_codec, load_video_codec
 from components.dit.text_encoders import TextEncoderConfig
 from tests.unit.dit_testing import CAPTIONS, write_corpus, write_vae_exports
@@ -64,6 +66,33 @@ def test_bucket_sizes_floor_to_the_vae_stride_and_latents_are_memoised(ws):
     assert again["x0"] is first["x0"] and (latents.hits, latents.misses) == (1, 1)
     batch = collate([first, dataset[BucketItem(1, 1, 42, 35)]])
     assert batch["x0"].shape == (2, 4, 1, 5, 4) and batch["caption"] == CAPTIONS[:2]
+
+
+def test_score_text_appends_the_clip_scores_drawn_per_epoch(ws, tmp_path):
+    raw = pd.read_parquet(ws / "data/ingest/metadata.parquet")
+    raw["aes"], raw["flow"], raw["cmotion"] = [5.5, 4.04, 6.0], [10.0, 0.5, None], ["pan_left", "static", None]
+    raw.to_parquet(tmp_path / "scored.parquet")
+    table = load_caption_table(str(tmp_path / "scored.parquet"))
+    row = table.iloc[0]
+    assert score_fields(row) == {"aes": 5.5, "flow": 10.0, "cmotion": "pan_left"}
+    assert load_caption_table(str(ws / "data/ingest/metadata.parquet"))[SCORE_FIELDS].isna().all().all()
+    keep_all = DiTDataset(table, DiTDataConfig(score_text=True, score_text_drop=0.0), None, seed=0)
+    full = f"{CAPTIONS[0]}. aesthetic score: 5.5, motion score: 10, camera motion: pan left."
+    assert keep_all.caption(row, 0) == full
+    assert keep_all.caption(table.iloc[2], 0) == f"{CAPTIONS[2]}. aesthetic score: 6."  # unscored parts are skipped
+    assert DiTDataset(table, DiTDataConfig(), None, seed=0).caption(row, 0) == CAPTIONS[0]  # off by default
+    # RECIPE's p = 0.2 per part, drawn per (seed, epoch, clip): an epoch always gives the same caption, and every
+    # caption training can give is one the latent cache encodes
+    dataset = DiTDataset(table, DiTDataConfig(score_text=True), None, seed=0)
+    captions = [dataset.caption(row, epoch) for epoch in range(200)]
+    assert captions == [dataset.caption(row, epoch) for epoch in range(200)]
+    assert set(captions) <= set(caption_variants(CAPTIONS[0], score_fields(row), score_text=True))
+    assert len(set(captions)) >= 4 and 0.7 < sum("aesthetic score: 5.5" in c for c in captions) / 200 < 0.9
+    # a bucket item carries the epoch that drew it, and the dataset reads its caption for that epoch
+    dataset.latents = OnTheFlyLatents(load_image_codec(ws / "vae/stage0", None, "cpu"))
+    assert dataset[BucketItem(0, 1, 40, 40, epoch=7)]["caption"] == captions[7]
+    plan = plan_epoch(bucket_clips(table, True), DiTDataConfig(buckets={"32px": {1: [1.0, 2]}}).buckets, 0, 3)
+    assert {item.epoch for g in range(plan.num_batches) for item in plan.items(g)} == {3}
 
 
 def test_video_codec_shapes_and_normalisation(ws):

@@ -138,7 +138,7 @@ def test_a_request_outside_the_cache_names_clip_frames_and_size(ws):
     request = LatentRequest("nope-000000-000009", "x.mp4", (0, 1), 32, 32)
     with pytest.raises(LatentCacheError, match=r"no latents for clip nope-000000-000009 frames 0,1 at 32x32"):
         LatentCache(out).get(request)
-    with pytest.raises(LatentCacheError, match="not cached"):
+    with pytest.raises(LatentCacheError, match="not cached .*with score_text: true"):
         LatentCache(out).captions().get(["a caption nobody cached"])
 
 

@@ -10,6 +10,7 @@ import flows.pretrain as pretrain_flow_module
 from components.config import resolve
 from components.data.buckets import salt
 from components.dit.config import DiffusionConfig
+from components.dit.latent_stage import LatentCacheConfig
 from components.dit.objective import Objective
 from components.dit.pretrain import pretrain_inputs
 from components.dit.pretrain_config import Cell, GridConfig, PretrainConfig, profile_cells
@@ -37,6 +38,9 @@ def test_tiny_recipe_tiers_chain_and_stay_small():
     assert largest == [48, 64, 64]
     keep = {r: e[17].keep_prob for r, e in cfgs["pretrain.tier3"].data.buckets.resolutions.items()}
     assert keep["64px"] > keep["48px"] > 0
+    # score-to-text (RECIPE §1): every tier appends its clips' scores, and the cache encodes those captions
+    assert all(c.data.score_text and c.data.score_text_drop == pytest.approx(0.2) for c in cfgs.values())
+    assert resolve("cache.latents", LatentCacheConfig, "tiny").score_text
     assert [c.name for c in profile_cells("tiny")] == [f"{r}x{f}" for r in ("64px", "48px", "32px") for f in (17, 9, 1)]
 
 
@@ -50,6 +54,8 @@ def test_full_recipe_has_the_open_sora_numbers():
     assert cfgs[0].data.buckets.resolutions["240p"][102].allow_prob == pytest.approx(0.33)
     assert [c.mask for c in cfgs] == ["stage1_2", "stage1_2", "stage3"]
     assert {c.lr for c in cfgs} == {2e-5} and {c.ema_decay for c in cfgs} == {0.99}
+    assert all(c.data.score_text and c.data.score_text_drop == pytest.approx(0.2) for c in cfgs)
+    assert resolve("cache.latents", LatentCacheConfig, "full").score_text
 
 
 def test_declared_inputs_name_the_cache_and_the_previous_export(workspace):
