@@ -3,6 +3,7 @@
 Each step a rank gets one bucket's micro-batch (components/data/bucket_sampler.py): clips of one resolution,
 frame count and aspect ratio, so latents stack without padding. The frames a clip contributes are fixed per
 (seed, clip): the same request every epoch, which is what lets the latents be memoised (or cached on disk).
+With score_text a caption gets its clip's scores appended (RECIPE §1), the parts kept drawn per (seed, epoch, clip).
 """
 from __future__ import annotations
 
@@ -125,8 +126,8 @@ class DiTDataset(Dataset):
         request = self.request(item)
         fps = self.cfg.image_fps if item.num_frames == 1 else float(row["fps"]) / self.cfg.buckets.frame_interval
         return {"x0": self.latents.get(request), "caption": self.caption(row, item.epoch), "fps": fps,
-                "height": request.height,
-                "width": request.width, "num_frames": item.num_frames, "clip_id": request.clip_id}
+                "height": request.height, "width": request.width, "num_frames": item.num_frames,
+                "clip_id": request.clip_id}
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
