@@ -14,7 +14,6 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from components.curation.score_text import PARTS, score_to_text
 from components.data.aspect_ratios import ASPECT_RATIOS
