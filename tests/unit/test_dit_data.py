@@ -1,4 +1,5 @@
-"""DiT data: the captioned clip table, fixed frame choice, bucket sizes, memoised latents, codecs, lazy text encoder."""
+"""DiT data: the captioned clip table, fixed frame choice, bucket sizes, memoised latents, codecs, lazy text encoder,
+score-to-text captions."""
 from __future__ import annotations
 
 import pandas as pd
