@@ -38,6 +38,7 @@ class DiTModelConfig(_Strict):
     input_sq_size: int = Field(512, ge=8)  # pixel side the position embedding is interpolated onto
     vae_spatial_stride: int = Field(8, ge=1)
     grad_checkpointing: bool = False
+    temporal_attention: Literal["factorized", "full"] = "factorized"  # full: temporal blocks see all T·S tokens
 
     @model_validator(mode="after")
     def _known(self) -> "DiTModelConfig":

@@ -1,4 +1,4 @@
-"""STDiT blocks: adaLN-single self-attention (spatial or temporal), text cross-attention, modulated MLP."""
+"""STDiT blocks: adaLN-single self-attention (spatial, temporal or full), text cross-attention, modulated MLP."""
 from __future__ import annotations
 
 import torch
@@ -40,13 +40,14 @@ class Attention(nn.Module):
         self.rope_theta = rope_theta
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D); positions (N,) the RoPE position of each token (default 0..N-1)."""
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim)  # (B, N, 3, heads, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, hd)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope_theta is not None:
-            q, k = apply_rope(q, self.rope_theta), apply_rope(k, self.rope_theta)
+            q, k = apply_rope(q, self.rope_theta, positions), apply_rope(k, self.rope_theta, positions)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, hd)
         out = out.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         return self.proj(out)
@@ -75,7 +76,11 @@ class CrossAttention(nn.Module):
 
 
 class STDiTBlock(nn.Module):
-    """One spatial (attention within each frame) or temporal (attention across frames) block of STDiT3."""
+    """One spatial (attention within each frame) or temporal (attention across frames) block of STDiT3.
+
+    full_attention turns a temporal block into one over all T·S tokens of the clip, RoPE by frame index: a token
+    sees every position of every frame in one hop, not only its own position across frames.
+    """
 
     def __init__(
         self,
@@ -87,9 +92,11 @@ class STDiTBlock(nn.Module):
         norm_eps: float,
         temporal: bool,
         rope_theta: float,
+        full_attention: bool = False,
     ) -> None:
         super().__init__()
         self.temporal = temporal
+        self.full_attention = full_attention and temporal
         self.norm1 = nn.LayerNorm(hidden_size, eps=norm_eps, elementwise_affine=False)
         self.attn = Attention(hidden_size, num_heads, qk_norm, qk_norm_eps, rope_theta if temporal else None)
         self.cross_attn = CrossAttention(hidden_size, num_heads)
@@ -107,7 +114,10 @@ class STDiTBlock(nn.Module):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.unsqueeze(2).unbind(3)
 
         h = modulate(self.norm1(x), shift_msa, scale_msa)  # (B, T, S, D)
-        if self.temporal:
+        if self.full_attention:
+            frames = torch.arange(t, device=x.device).repeat_interleave(s)  # (T·S,) each token's frame
+            h = self.attn(h.reshape(b, t * s, d), frames).view(b, t, s, d)  # (B, T·S, D) → (B, T, S, D)
+        elif self.temporal:
             h = h.transpose(1, 2).reshape(b * s, t, d)  # (B·S, T, D): each position attends over frames
             h = self.attn(h)
             h = h.view(b, s, t, d).transpose(1, 2)  # (B, T, S, D)

@@ -149,8 +149,10 @@ def opensora_pos_embed(
     return get_2d_sincos_pos_embed(dim, h, w, scale=scale, base_size=round(math.sqrt(h * w)), device=device)
 
 
-def apply_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+def apply_rope(x: torch.Tensor, theta: float = 10000.0, positions: torch.Tensor | None = None) -> torch.Tensor:
     """Rotary embedding over the sequence axis -2 of x (..., N, head_dim), interleaved channel pairs.
+
+    positions (N,): each token's position, default 0..N-1 (full attention passes each token's frame index).
 
     Matches `rotary_embedding_torch.RotaryEmbedding(dim=head_dim).rotate_queries_or_keys` that Open-Sora 1.2
     uses on temporal attention: pair (2k, 2k+1) rotates by angle n / theta^(2k/head_dim) at position n.
@@ -159,7 +161,8 @@ def apply_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
     if dim % 2:
         raise ValueError(f"RoPE needs an even head dim, got {dim}")
     inv_freq = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=x.device) / dim)
-    angles = torch.arange(n, dtype=torch.float32, device=x.device)[:, None] * inv_freq[None]  # (N, dim/2)
+    pos = torch.arange(n, dtype=torch.float32, device=x.device) if positions is None else positions.float()
+    angles = pos[:, None] * inv_freq[None]  # (N, dim/2)
     angles = angles.repeat_interleave(2, dim=-1)  # (N, dim), pairs share an angle
     xf = x.float()
     pairs = xf.unflatten(-1, (dim // 2, 2))  # (..., N, dim/2, 2)

@@ -18,6 +18,9 @@ from models.stdit.blocks import STDiTBlock, T2IFinalLayer
 from models.stdit.embed import CaptionEmbedder, PatchEmbed3D, SizeEmbedder, TimestepEmbedder, opensora_pos_embed
 
 
+TEMPORAL_ATTENTION = ("factorized", "full")
+
+
 @dataclass
 class STDiTConfig:
     """Every hyperparameter and feature switch of STDiT; registry.py holds the named sizes."""
@@ -44,9 +47,15 @@ class STDiTConfig:
     frequency_embedding_size: int = 256
     init_std: float = 0.02  # normal init of the embedding MLPs (PixArt)
     grad_checkpointing: bool = False
+    # "factorized": STDiT3's temporal blocks (each position across frames); "full": they attend over all T·S
+    # tokens (RoPE by frame), so one hop relates any two positions of two frames. Same weights either way.
+    temporal_attention: str = "factorized"
 
     def __post_init__(self) -> None:
         self.patch_size = tuple(self.patch_size)
+        if self.temporal_attention not in TEMPORAL_ATTENTION:
+            raise ValueError(f"STDiTConfig.temporal_attention must be one of {TEMPORAL_ATTENTION}, "
+                             f"got {self.temporal_attention!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"STDiTConfig.hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
@@ -87,7 +96,8 @@ class STDiT(nn.Module):
 
         def block(temporal: bool) -> STDiTBlock:
             return STDiTBlock(
-                d, cfg.num_heads, cfg.mlp_ratio, cfg.qk_norm, cfg.qk_norm_eps, cfg.norm_eps, temporal, cfg.rope_theta
+                d, cfg.num_heads, cfg.mlp_ratio, cfg.qk_norm, cfg.qk_norm_eps, cfg.norm_eps, temporal, cfg.rope_theta,
+                full_attention=cfg.temporal_attention == "full",
             )
 
         self.spatial_blocks = nn.ModuleList([block(False) for _ in range(cfg.depth)])

@@ -102,11 +102,15 @@ def test_loading_names_the_keys_that_do_not_fit():
         load_state(model, build_model(SMALL.model_copy(update={"learn_sigma": False}), 0).state_dict(), "p")
 
 
-def test_export_rebuilds_the_same_model(tmp_path):
-    model = randomised(build_model(SMALL.model_copy(update={"fps_cond": True, "temporal": True}), seed=0))
+@pytest.mark.parametrize("attention", ["factorized", "full"])
+def test_export_rebuilds_the_same_model(tmp_path, attention):
+    switches = {"fps_cond": True, "temporal": True, "temporal_attention": attention}
+    model = randomised(build_model(SMALL.model_copy(update=switches), seed=0))
     export_model(tmp_path / "adapt7", model, None, {"stage": "dit.adapt7", "diffusion": {"kind": "rflow"}})
     loaded, info = load_dit(tmp_path / "adapt7")
     assert info["stage"] == "dit.adapt7" and info["stdit"]["temporal"] is True
+    assert loaded.cfg.temporal_attention == attention
+    assert loaded.temporal_blocks[0].full_attention == (attention == "full")
     assert info["stdit"]["patch_size"] == [1, 2, 2] and info["diffusion"] == {"kind": "rflow"}
     with torch.no_grad():
         assert torch.equal(loaded(**inputs(frames=2)), model(**inputs(frames=2)))

@@ -73,6 +73,17 @@ def test_rope_rotates_interleaved_pairs_and_keeps_relative_positions():
     torch.testing.assert_close(rq.norm(dim=-1), q.norm().expand(8))
 
 
+def test_rope_positions_rotate_each_token_by_its_own_position():
+    x = torch.randn(2, 8, 6, generator=torch.Generator().manual_seed(3))
+    full = apply_rope(x)  # positions 0..7
+    torch.testing.assert_close(apply_rope(x, positions=torch.arange(8)), full)
+    picked = apply_rope(x[:, [3, 5, 5]], positions=torch.tensor([3, 5, 5]))
+    torch.testing.assert_close(picked, full[:, [3, 5, 5]])  # a token at position p turns as row p of the default
+    same = apply_rope(x[:, :4], positions=torch.tensor([2, 2, 2, 2]))  # one frame's tokens share one rotation
+    dots = same @ same.transpose(-1, -2)
+    torch.testing.assert_close(dots, x[:, :4] @ x[:, :4].transpose(-1, -2), atol=1e-5, rtol=0)
+
+
 def test_patch_embed_tokens_are_contiguous_with_patch_values():
     from models.stdit.embed import PatchEmbed3D
 

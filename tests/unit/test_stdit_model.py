@@ -40,8 +40,9 @@ def test_output_shape(learn_sigma, out_c, size):
     assert torch.isfinite(out).all()
 
 
-def test_zero_init_temporal_blocks_make_video_model_equal_frame_by_frame_image_model():
-    video = tiny(temporal=True)
+@pytest.mark.parametrize("attention", ["factorized", "full"])
+def test_zero_init_temporal_blocks_make_video_model_equal_frame_by_frame_image_model(attention):
+    video = tiny(temporal=True, temporal_attention=attention)
     perturb_non_temporal(video)
     image = tiny(temporal=False)
     image.load_state_dict({k: v for k, v in video.state_dict().items() if not k.startswith("temporal_blocks")})
@@ -71,6 +72,35 @@ def test_temporal_blocks_mix_frames_once_trained():
     x2[:, :, 2] += 1.0  # change only the last frame
     moved = video(x2, ts, y, mask=text_mask, fps=fps)
     assert (moved[:, :, 0] - base[:, :, 0]).abs().max() > 1e-4  # frame 0 now sees frame 2
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_full_attention_relates_other_positions_of_other_frames_in_one_block(full):
+    from models.stdit.blocks import STDiTBlock
+
+    torch.manual_seed(0)
+    block = STDiTBlock(16, 2, 4.0, True, 1e-6, 1e-6, temporal=True, rope_theta=10000.0, full_attention=full).eval()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(torch.randn(p.shape) * 0.1)
+    x = torch.randn(2, 3, 4, 16)  # (B, T, S, D)
+    y, t_mod = torch.randn(2, 5, 16), torch.randn(2, 1, 6 * 16)
+    base = block(x, y, t_mod, None)
+    x2 = x.clone()
+    x2[:, 2, 0] += torch.randn(16)  # the last frame's first position only (not a constant: LayerNorm removes it)
+    moved = (block(x2, y, t_mod, None) - base).abs().amax(dim=(0, 3))  # (T, S)
+    assert moved[0, 0] > 1e-3  # both kinds: the same position in frame 0
+    if full:
+        assert moved[0, 3] > 1e-3 and moved[2, 1] > 1e-3  # other positions, this and other frames
+    else:
+        assert moved[0, 3] == 0 and moved[2, 1] == 0  # factorized: its own position only
+
+
+def test_full_attention_is_rope_by_frame_and_spatial_blocks_stay_spatial():
+    model = tiny(temporal_attention="full")
+    assert all(b.full_attention for b in model.temporal_blocks)
+    assert not any(b.full_attention for b in model.spatial_blocks)
+    assert all(b.attn.rope_theta is None for b in model.spatial_blocks)
 
 
 def test_x_mask_frames_use_timestep_zero_modulation():
@@ -133,6 +163,8 @@ def test_clear_errors():
         model(x, ts, y, x_mask=torch.ones(2, 4, dtype=torch.bool), fps=fps)
     with pytest.raises(ValueError, match="num_heads"):
         STDiTConfig(hidden_size=100, num_heads=3)
+    with pytest.raises(ValueError, match=r"temporal_attention must be one of \('factorized', 'full'\), got 'joint'"):
+        STDiTConfig(temporal_attention="joint")
 
 
 def test_gradient_checkpointing_gives_same_gradients():
