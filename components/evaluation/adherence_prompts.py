@@ -5,6 +5,8 @@ Two kinds, read from the corpus' ground_truth.json:
   unseen_pair  a (colour, shape) pair that appears in no shot and no image of the corpus, with a direction
 Half the samples go to each kind (all to holdout when the corpus leaves no pair unseen), cycling through its
 combinations; speed and background vary by sample. Captions use the corpus' own wording (synth_plan.caption).
+i2v_prompts gives image-to-video prompts instead: a corpus image as the first frame, its own colour, shape and
+background in the caption, and each direction in turn, so only the direction word says where the shape goes.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class AdherencePrompt:
     background: str
     kind: str
     caption: str
+    image: str | None = None  # i2v: the first frame, relative to the ground truth's folder
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,4 +68,22 @@ def draw_prompts(gt: dict, n: int, seed: int = 0) -> list[AdherencePrompt]:
         speed, background = speeds[int(rng.integers(len(speeds)))], backgrounds[int(rng.integers(len(backgrounds)))]
         text = caption(Scene(colour=colour, shape=shape, direction=direction, speed=speed, background=background))
         prompts.append(AdherencePrompt(colour, shape, direction, speed, background, kind, text))
+    return prompts
+
+
+def i2v_prompts(gt: dict, n: int, speed: str = "fast") -> list[AdherencePrompt]:
+    """n image-to-video prompts: image i % #images, each image asked for the next direction on each pass."""
+    images = gt.get("images", [])
+    if n and not images:
+        raise ValueError(f"{n} image-to-video samples asked for, but the corpus' ground truth lists no images "
+                         "(set i2v_samples: 0)")
+    prompts = []
+    for i in range(n):
+        pass_, index = divmod(i, len(images))
+        image = images[index]
+        direction = list(DIRECTIONS)[(index + pass_) % len(DIRECTIONS)]  # each pass turns every image one further
+        scene = Scene(colour=image["colour"], shape=image["shape"], direction=direction, speed=speed,
+                      background=image["background"])
+        prompts.append(AdherencePrompt(image["colour"], image["shape"], direction, speed, image["background"], "i2v",
+                                       caption(scene), image["path"]))
     return prompts

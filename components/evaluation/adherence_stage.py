@@ -6,6 +6,10 @@ their chance levels (1 / #colours, 1 / #directions), overall and per prompt kind
 with a grid GIF of the samples. `accuracy` is the share of samples with both right (chance 1 / (#colours ·
 #directions)). adherence.json keeps its numbers under `scores` (components/evaluation/results.py reads them as
 eval.adherence/<name> for the report and the registry gate).
+
+Image-to-video (`i2v_samples`): corpus images as given first frames, each asked to move every way in turn. It
+reports the PSNR of each sample's first frame against the given one (issue #6 asks >= 25 dB) and the direction
+accuracy when the object's start is fixed, under scores.i2v.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from components import media
 from components.config import StageConfig
 from components.data.synth_shapes import COLOURS, DIRECTIONS
 from components.evaluation.adherence import CheckerConfig, check_video
-from components.evaluation.adherence_prompts import AdherencePrompt, draw_prompts
-from components.model_source import RUN_ID, load_dit, resolve_model
-from components.sampling import SampleRequest, generate
+from components.data.aspect_ratios import closest_ratio
+from components.evaluation.adherence_prompts import AdherencePrompt, draw_prompts, i2v_prompts
+from components.model_source import RUN_ID, DiTBundle, load_dit, resolve_model
+from components.sampling import SampleRequest, generate, read_image
 from components.stage import StageContext, stage
 from components.tracking import NoopTracker
 from components.workspace import project_root
@@ -48,6 +53,8 @@ class AdherenceConfig(StageConfig):
     num_frames: int = Field(17, ge=2)  # pixel frames: motion needs more than one
     fps: float = Field(8.0, gt=0)
     checker: CheckerConfig = CheckerConfig()
+    i2v_samples: int = Field(16, ge=0)  # image-to-video samples from the corpus' images (0: none)
+    i2v_speed: Literal["slow", "fast"] = "fast"  # a fast object leaves the longest track in the clip
     grid_columns: int = Field(8, ge=1)
     upscale: int = Field(2, ge=1)  # nearest-neighbour enlargement of the grid GIF
 
@@ -103,6 +110,35 @@ def judge(prompt: AdherencePrompt, frames: np.ndarray, seed: int, cfg: CheckerCo
             "predicted_direction": verdict.direction, "evidence": verdict.as_dict()}
 
 
+def first_frame_psnr(given: np.ndarray, frame: np.ndarray) -> float:
+    """PSNR (dB, capped at 100) of a generated first frame against the given one, both (H, W, 3) uint8."""
+    mse = float(np.mean((given.astype(np.float64) - frame.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else min(100.0, 10 * float(np.log10(255.0**2 / mse)))
+
+
+def image_to_video(cfg: AdherenceConfig, bundle: DiTBundle, gt: dict) -> list[dict[str, Any]]:
+    """Judge i2v samples from the corpus' images: direction and colour, and the first frame's PSNR."""
+    records = []
+    for i, prompt in enumerate(i2v_prompts(gt, cfg.i2v_samples, cfg.i2v_speed)):
+        image = next(im for im in gt["images"] if im["path"] == prompt.image)
+        path = str(_ground_truth(cfg).parent / prompt.image)
+        request = SampleRequest(prompt=prompt.caption, mode="i2v", image=path, resolution=cfg.resolution,
+                                aspect_ratio=closest_ratio(image["height"], image["width"]), num_frames=cfg.num_frames,
+                                fps=cfg.fps, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed + i)
+        sample = generate(bundle, request)
+        given = read_image(path, request.size())[0]  # (H, W, 3): resized to cover and centre-cropped as sampled
+        records.append(judge(prompt, sample.frames, request.seed, cfg.checker)
+                       | {"first_frame_psnr": first_frame_psnr(given, sample.frames[0])})
+    return records
+
+
+def i2v_scores(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Accuracies of the i2v samples and their first frames' PSNR: mean, minimum, share >= 25 dB."""
+    psnrs = [r["first_frame_psnr"] for r in records]
+    return accuracy(records) | {"first_frame_psnr": float(np.mean(psnrs)), "first_frame_psnr_min": min(psnrs),
+                                "first_frame_psnr_ge_25db": sum(p >= 25 for p in psnrs) / len(psnrs)}
+
+
 @stage("eval.adherence", config=AdherenceConfig, output=OUTPUT, inputs=adherence_inputs)
 def eval_adherence(ctx: StageContext) -> dict[str, float]:
     """Sample held-out prompts with a trained DiT; colour and direction accuracy against chance."""
@@ -124,16 +160,20 @@ def eval_adherence(ctx: StageContext) -> dict[str, float]:
     overall = accuracy(records)
     by_kind = {kind: accuracy([r for r in records if r["kind"] == kind])
                for kind in sorted({r["kind"] for r in records})}
-    report = {"scores": {**overall, "chance": chance_levels(), "by_kind": by_kind}, "model": str(folder),
+    i2v_records = image_to_video(cfg, bundle, gt)
+    i2v = {"i2v": i2v_scores(i2v_records)} if i2v_records else {}
+    report = {"scores": {**overall, "chance": chance_levels(), "by_kind": by_kind, **i2v}, "model": str(folder),
               "model_ref": cfg.model, "vae": str(bundle.vae_dir), "ground_truth": str(_ground_truth(cfg)),
               "settings": {k: getattr(cfg, k) for k in ("steps", "cfg_scale", "resolution", "aspect_ratio",
-                                                         "num_frames", "fps", "seed", "weights")},
-              "checker": cfg.checker.model_dump(), "records": records}
+                                                         "num_frames", "fps", "seed", "weights", "i2v_samples",
+                                                         "i2v_speed")},
+              "checker": cfg.checker.model_dump(), "records": records, "i2v_records": i2v_records}
     (out / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     grid = write_grid(videos, out / GRID, cfg.grid_columns, cfg.upscale, cfg.fps)
     tracker.log_dict(report, REPORT)
     tracker.log_artifact(grid, "samples")
     metrics = {k: float(v) for k, v in overall.items()}
     metrics |= {f"{k}_chance": v for k, v in chance_levels().items()}
+    metrics |= {f"i2v_{k}": float(v) for k, v in i2v.get("i2v", {}).items()}
     return metrics | {f"{kind}_{k}": float(v) for kind, acc in by_kind.items() for k, v in acc.items()
                       if k != "samples"}

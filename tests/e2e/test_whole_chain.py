@@ -25,7 +25,7 @@ def micro_overrides() -> dict:
     over: dict = {"data": {"synth": {"n_videos": 4, "n_images": 2}, "ingest": {}, "validate": {}},
                   "curate": {"split": {}, "score": {}, "caption": {}, "tier": {}, "flow": {}},
                   "cache": {"latents": {}}, "eval": {"vae": {"clips": {"fraction": 1.0}}, "loss": {}, "vbench": {},
-                                                      "adherence": {"samples": 2, "steps": 2}}}
+                                                      "adherence": {"samples": 2, "steps": 2, "i2v_samples": 2}}}
     over["vae"] = {f"stage{i}": dict(MICRO) for i in range(4)}
     dit = {**MICRO, "model": {"size": "tiny"}}  # the recipe's `mini` DiT, shrunk to the smallest STDiT
     over["dit"] = {name: dict(dit) for name in ["stage0"] + [f"adapt{i}" for i in range(1, 9)]}
@@ -65,3 +65,4 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
     adherence = json.loads((ws / "eval" / "adherence" / "adherence.json").read_text())
     assert adherence["model"].endswith("pretrain/tier3") and adherence["settings"]["weights"] == "ema"
     assert adherence["scores"]["samples"] == 2 and 0 <= adherence["scores"]["colour_accuracy"] <= 1
+    assert adherence["scores"]["i2v"]["samples"] == 2 and adherence["scores"]["i2v"]["first_frame_psnr"] > 0

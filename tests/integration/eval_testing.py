@@ -17,7 +17,8 @@ TIER3 = "pretrain/tier3"
 EMA_NOISE = 0.01  # EMA = model + this x N(0, 1): close to the model, as after training
 # micro sizes of each DiT eval stage (--set items), so a whole evaluate_flow runs in about a minute on 2 cores
 MICRO = {
-    "eval.adherence": ["samples=4", "steps=2", "resolution=32px", "num_frames=9", "grid_columns=2", "upscale=1"],
+    "eval.adherence": ["samples=4", "steps=2", "resolution=32px", "num_frames=9", "grid_columns=2", "upscale=1",
+                       "i2v_samples=2"],
     # the ingest table of tests.unit.dit_testing.write_corpus: every clip held out, one per 32px cell, 2 timesteps
     "eval.loss": ['grid.cells=[["32px", 9], ["32px", 1]]', "grid.tables=[data/ingest/metadata.parquet]",
                   "grid.heldout_fraction=1.0", "grid.max_clips=1", "grid.points=2", "latent_cache=null"],

@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 
 from components import registry, tracking
 from components.cli import app
-from components.evaluation.adherence_stage import GRID, REPORT, AdherenceConfig, eval_adherence
+from components.data.aspect_ratios import closest_ratio
+from components.evaluation.adherence_stage import GRID, REPORT, AdherenceConfig, eval_adherence, first_frame_psnr
 from components.evaluation.results import read_stage
-from components.model_source import resolve_model
+from components.model_source import load_dit, resolve_model
 from components.runner import run_stage
+from components.sampling import SampleRequest, generate, read_image
 from components.stage import StageContext
 from components.tracking import NoopTracker
 from components.workspace import project_root
@@ -33,7 +35,7 @@ def test_stage_reports_accuracy_chance_and_counts(tmp_path):
     write_dit_export(ws)
     gt = corpus(tmp_path / "data")
     cfg = AdherenceConfig(model="dit/adapt8", ground_truth=str(tmp_path / "data/ground_truth.json"), samples=6,
-                          steps=2, resolution="32px", num_frames=9, grid_columns=4, upscale=1)
+                          steps=2, resolution="32px", num_frames=9, grid_columns=4, upscale=1, i2v_samples=3)
     out = tmp_path / "out"
     out.mkdir()
     metrics = eval_adherence(StageContext(name="eval.adherence", profile="tiny", cfg=cfg, workspace=ws, out=out,
@@ -53,6 +55,22 @@ def test_stage_reports_accuracy_chance_and_counts(tmp_path):
     assert [r["seed"] for r in records] == list(range(6))
     with Image.open(out / GRID) as grid:  # 6 clips in rows of 4 (one row padded), 32x32 each, 2-pixel bars
         assert (grid.n_frames, grid.size) == (9, (4 * 32 + 3 * 2, 2 * 32 + 2))
+
+    # image-to-video: the corpus' one image as the first frame, asked to move left, right, up
+    i2v = report["i2v_records"]
+    image = gt["images"][0]
+    assert [(r["direction"], r["image"], r["kind"]) for r in i2v] == [
+        (d, image["path"], "i2v") for d in ("left", "right", "up")]
+    request = SampleRequest(prompt=i2v[1]["caption"], mode="i2v", image=str(tmp_path / "data" / image["path"]),
+                            resolution="32px", aspect_ratio=closest_ratio(image["height"], image["width"]),
+                            num_frames=9, steps=2, seed=1)
+    sample = generate(load_dit(ws / "dit/adapt8", ws), request)  # the stage's second i2v sample, again
+    given = read_image(request.image, request.size())[0]
+    assert i2v[1]["first_frame_psnr"] == pytest.approx(first_frame_psnr(given, sample.frames[0]))
+    assert scores["i2v"]["samples"] == 3 and metrics["i2v_samples"] == 3.0
+    assert scores["i2v"]["first_frame_psnr"] == pytest.approx(sum(r["first_frame_psnr"] for r in i2v) / 3)
+    assert metrics["i2v_first_frame_psnr_min"] == min(r["first_frame_psnr"] for r in i2v)
+    assert report["settings"]["i2v_samples"] == 3
 
 
 def test_runner_logs_to_mlflow_and_sample_resolves_folder_run_and_registry(workspace, monkeypatch, tmp_path):

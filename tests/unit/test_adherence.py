@@ -10,8 +10,10 @@ from components.data.synth_config import SynthConfig
 from components.data.synth_plan import Scene
 from components.data.synth_render import SceneRenderer
 from components.evaluation.adherence import check_video, direction_of
-from components.evaluation.adherence_prompts import draw_prompts, held_out_combos, seen_pairs
-from components.evaluation.adherence_stage import accuracy, chance_levels, is_reference, write_grid
+from components.evaluation.adherence_prompts import draw_prompts, held_out_combos, i2v_prompts, seen_pairs
+from components.evaluation.adherence_stage import (
+    accuracy, chance_levels, first_frame_psnr, i2v_scores, is_reference, write_grid,
+)
 
 
 def render(colour: str, direction: str | None, background: str = "gray", text: str | None = None,
@@ -80,6 +82,38 @@ def test_prompts_are_half_holdout_half_unseen_pairs_in_corpus_wording():
     assert p.caption.startswith(f"{'an' if p.colour[0] in 'aeiou' else 'a'} {p.colour} {p.shape} moving "
                                 f"{p.direction} ")
     assert draw_prompts(gt, 48, seed=0) == prompts and draw_prompts(gt, 48, seed=1) != prompts
+
+
+def test_i2v_prompts_give_each_image_every_direction_in_turn():
+    image = lambda i, c, s, b: {"path": f"images/image_{i}.png", "colour": c, "shape": s, "background": b}  # noqa
+    gt = {"images": [image(0, "red", "circle", "gray"), image(1, "orange", "star", "checker")]}
+    prompts = i2v_prompts(gt, 8)
+    assert [(p.image[-5], p.direction) for p in prompts] == [  # image j on pass k: direction (j + k) % 4
+        ("0", "left"), ("1", "right"), ("0", "right"), ("1", "up"), ("0", "up"), ("1", "down"), ("0", "down"),
+        ("1", "left")]
+    assert [p.direction for p in i2v_prompts({"images": gt["images"][:1]}, 5)] == [
+        "left", "right", "up", "down", "left"]  # one image: every direction in turn
+    for name in ("images/image_0.png", "images/image_1.png"):  # 4 passes of 2 images: each image, all four
+        assert sorted(p.direction for p in prompts if p.image == name) == ["down", "left", "right", "up"]
+    assert prompts[0].caption == "a red circle moving left quickly on a gray background"
+    assert prompts[1].caption == "an orange star moving right quickly on a checkered background"
+    assert {p.kind for p in prompts} == {"i2v"} and {p.speed for p in prompts} == {"fast"}
+    assert i2v_prompts(gt, 1, speed="slow")[0].caption.endswith("moving left slowly on a gray background")
+    assert i2v_prompts({"images": []}, 0) == []
+    with pytest.raises(ValueError, match="3 image-to-video samples asked for.*lists no images"):
+        i2v_prompts({"videos": []}, 3)
+
+
+def test_first_frame_psnr_and_i2v_scores():
+    given = np.full((4, 6, 3), 100, np.uint8)
+    assert first_frame_psnr(given, given) == 100.0
+    assert first_frame_psnr(given, given + 5) == pytest.approx(10 * np.log10(255**2 / 25))  # 34.15 dB
+    records = [{"colour": "red", "predicted_colour": "red", "direction": "up", "predicted_direction": "up",
+                "first_frame_psnr": p} for p in (30.0, 24.0, 27.0)]
+    scores = i2v_scores(records)
+    assert scores["samples"] == 3 and scores["direction_accuracy"] == 1.0
+    assert scores["first_frame_psnr"] == pytest.approx(27.0) and scores["first_frame_psnr_min"] == 24.0
+    assert scores["first_frame_psnr_ge_25db"] == pytest.approx(2 / 3)
 
 
 def test_accuracy_chance_and_grid():
