@@ -23,9 +23,9 @@ from pydantic import Field
 
 from components import media
 from components.config import StageConfig
+from components.data.aspect_ratios import closest_ratio
 from components.data.synth_shapes import COLOURS, DIRECTIONS
 from components.evaluation.adherence import CheckerConfig, check_video
-from components.data.aspect_ratios import closest_ratio
 from components.evaluation.adherence_prompts import AdherencePrompt, draw_prompts, i2v_prompts
 from components.model_source import RUN_ID, DiTBundle, load_dit, resolve_model
 from components.sampling import SampleRequest, generate, read_image
@@ -116,10 +116,11 @@ def first_frame_psnr(given: np.ndarray, frame: np.ndarray) -> float:
     return 100.0 if mse == 0 else min(100.0, 10 * float(np.log10(255.0**2 / mse)))
 
 
-def image_to_video(cfg: AdherenceConfig, bundle: DiTBundle, gt: dict) -> list[dict[str, Any]]:
+def image_to_video(cfg: AdherenceConfig, bundle: DiTBundle, gt: dict,
+                   prompts: list[AdherencePrompt]) -> list[dict[str, Any]]:
     """Judge i2v samples from the corpus' images: direction and colour, and the first frame's PSNR."""
     records = []
-    for i, prompt in enumerate(i2v_prompts(gt, cfg.i2v_samples, cfg.i2v_speed)):
+    for i, prompt in enumerate(prompts):
         image = next(im for im in gt["images"] if im["path"] == prompt.image)
         path = str(_ground_truth(cfg).parent / prompt.image)
         request = SampleRequest(prompt=prompt.caption, mode="i2v", image=path, resolution=cfg.resolution,
@@ -147,6 +148,7 @@ def eval_adherence(ctx: StageContext) -> dict[str, float]:
     out = Path(ctx.out)
     gt = json.loads(_ground_truth(cfg).read_text())
     prompts = draw_prompts(gt, cfg.samples, cfg.seed)
+    i2v_asked = i2v_prompts(gt, cfg.i2v_samples, cfg.i2v_speed)  # a corpus without images fails here, not later
     folder = resolve_model(cfg.model, ctx.workspace)
     bundle = load_dit(folder, ctx.workspace, cfg.vae, cfg.weights)
     records, videos = [], []
@@ -160,7 +162,7 @@ def eval_adherence(ctx: StageContext) -> dict[str, float]:
     overall = accuracy(records)
     by_kind = {kind: accuracy([r for r in records if r["kind"] == kind])
                for kind in sorted({r["kind"] for r in records})}
-    i2v_records = image_to_video(cfg, bundle, gt)
+    i2v_records = image_to_video(cfg, bundle, gt, i2v_asked)
     i2v = {"i2v": i2v_scores(i2v_records)} if i2v_records else {}
     report = {"scores": {**overall, "chance": chance_levels(), "by_kind": by_kind, **i2v}, "model": str(folder),
               "model_ref": cfg.model, "vae": str(bundle.vae_dir), "ground_truth": str(_ground_truth(cfg)),

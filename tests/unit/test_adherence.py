@@ -104,6 +104,20 @@ def test_i2v_prompts_give_each_image_every_direction_in_turn():
         i2v_prompts({"videos": []}, 3)
 
 
+def test_stage_refuses_i2v_samples_without_images_before_sampling(tmp_path):
+    import json
+
+    from components.evaluation.adherence_stage import AdherenceConfig, eval_adherence
+    from components.stage import StageContext
+
+    (tmp_path / "ground_truth.json").write_text(json.dumps({k: v for k, v in ground_truth().items() if k != "images"}))
+    cfg = AdherenceConfig(model="dit/missing", ground_truth=str(tmp_path / "ground_truth.json"), i2v_samples=2)
+    ctx = StageContext(name="eval.adherence", profile="tiny", cfg=cfg, workspace=tmp_path / "ws", out=tmp_path,
+                       inputs={}, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="2 image-to-video samples asked for.*set i2v_samples: 0"):
+        eval_adherence(ctx)  # before the model is looked for: no DiT exists here
+
+
 def test_first_frame_psnr_and_i2v_scores():
     given = np.full((4, 6, 3), 100, np.uint8)
     assert first_frame_psnr(given, given) == 100.0
