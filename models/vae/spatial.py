@@ -1,15 +1,16 @@
-"""The per-frame 2D VAE (diffusers AutoencoderKL): its config, and frame-wise encode/decode in micro-batches."""
+"""The per-frame 2D VAE (AutoencoderKL, diffusers' layout): its config, and frame-wise encode/decode in micro-batches.
+
+Random VAEs are built from models/vae/autoencoder_kl.py, not diffusers (~3 s to import in every stage process);
+SDXL's pretrained one comes through diffusers (components/training/vae_model.py). Both have the same interface.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
+from models.vae.autoencoder_kl import AutoencoderKL
 from models.vae.causal import NORMS, remove_group_norms
-
-if TYPE_CHECKING:  # diffusers costs ~3 s to import: a stage's parent process, which builds no VAE, skips it
-    from diffusers import AutoencoderKL
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,11 @@ class SpatialVAEConfig:
 
 def build_autoencoder_kl(cfg: SpatialVAEConfig) -> AutoencoderKL:
     """A randomly initialised AutoencoderKL shaped by `cfg` (pretrained weights are loaded by components)."""
-    from diffusers import AutoencoderKL
-
-    levels = len(cfg.block_out_channels)
     vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels,
         block_out_channels=cfg.block_out_channels,
         layers_per_block=cfg.layers_per_block,
         latent_channels=cfg.latent_channels,
         norm_num_groups=cfg.norm_num_groups if cfg.norm == "group" else 1,  # removed below for "none"
-        scaling_factor=cfg.scaling_factor,
         mid_block_add_attention=cfg.mid_block_add_attention,
     )
     if cfg.norm == "none":

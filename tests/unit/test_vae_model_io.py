@@ -69,12 +69,13 @@ def test_sdxl_vae_loads_from_the_weights_store_or_names_what_is_missing(tmp_path
     from safetensors.torch import save_file
 
     from components.training.vae_model import load_sdxl_vae
-    from models.vae.spatial import SpatialVAEConfig, build_autoencoder_kl
+    from models.vae.spatial import SpatialVAEConfig
+    from tests.unit.vae_testing import diffusers_twin
 
     monkeypatch.setenv("REELFORGE_WEIGHTS", str(tmp_path / "store"))
     with pytest.raises(FileNotFoundError, match="sdxl-vae: .*sdxl-vae/diffusion_pytorch_model.safetensors"):
         load_sdxl_vae("full")
-    small = build_autoencoder_kl(SpatialVAEConfig(block_out_channels=(32, 32), layers_per_block=1))
+    small = diffusers_twin(SpatialVAEConfig(block_out_channels=(32, 32), layers_per_block=1))  # a diffusers folder
     folder = tmp_path / "store" / "sdxl-vae"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(dict(small.config)))
