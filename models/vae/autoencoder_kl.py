@@ -191,6 +191,17 @@ class DecodeOutput:
     sample: torch.Tensor
 
 
+@dataclass(frozen=True)
+class AutoencoderKLConfig:
+    """The fields of diffusers' AutoencoderKL.config that callers read (ImageCodec: latent_channels, strides)."""
+
+    block_out_channels: tuple[int, ...]
+    layers_per_block: int
+    latent_channels: int
+    norm_num_groups: int
+    mid_block_add_attention: bool
+
+
 class AutoencoderKL(nn.Module):
     """encode(x).latent_dist (a DiagonalGaussian) and decode(z).sample, as diffusers' AutoencoderKL."""
 
@@ -198,6 +209,7 @@ class AutoencoderKL(nn.Module):
                  norm_num_groups: int, mid_block_add_attention: bool) -> None:
         super().__init__()
         args = (tuple(block_out_channels), layers_per_block, latent_channels, norm_num_groups, mid_block_add_attention)
+        self.config = AutoencoderKLConfig(*args)
         self.encoder = Encoder(*args)
         self.decoder = Decoder(*args)
         self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)

@@ -57,3 +57,5 @@ def test_diffusers_weights_load_strictly_and_sizes():
     assert z.shape == (1, 4, 8, 8) and tiny.decode(z).sample.shape == (1, 3, 64, 64)
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in tiny.modules())  # the tiny VAE has no norms
     assert len(ours.encoder.mid_block.attentions) == 1 and len(tiny.encoder.mid_block.attentions) == 0
+    for field in ("block_out_channels", "layers_per_block", "latent_channels", "mid_block_add_attention"):
+        assert getattr(ours.config, field) == theirs.config[field]  # what ImageCodec reads of either
