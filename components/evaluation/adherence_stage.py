@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from components import media
@@ -27,6 +28,7 @@ from components.data.aspect_ratios import closest_ratio
 from components.data.synth_shapes import COLOURS, DIRECTIONS
 from components.evaluation.adherence import CheckerConfig, check_video
 from components.evaluation.adherence_prompts import AdherencePrompt, draw_prompts, i2v_prompts
+from components.evaluation.video_metrics import psnr
 from components.model_source import RUN_ID, DiTBundle, load_dit, resolve_model
 from components.sampling import SampleRequest, generate, read_image
 from components.stage import StageContext, stage
@@ -110,18 +112,23 @@ def judge(prompt: AdherencePrompt, frames: np.ndarray, seed: int, cfg: CheckerCo
             "predicted_direction": verdict.direction, "evidence": verdict.as_dict()}
 
 
+def _one_frame_video(frame: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, 1, H, W) in [0, 1], the layout video_metrics scores."""
+    return torch.from_numpy(frame).permute(2, 0, 1)[None, :, None] / 255.0
+
+
 def first_frame_psnr(given: np.ndarray, frame: np.ndarray) -> float:
-    """PSNR (dB, capped at 100) of a generated first frame against the given one, both (H, W, 3) uint8."""
-    mse = float(np.mean((given.astype(np.float64) - frame.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else min(100.0, 10 * float(np.log10(255.0**2 / mse)))
+    """PSNR (dB, capped as eval.vae caps it) of a generated first frame against the given one, both (H, W, 3) uint8."""
+    return float(psnr(_one_frame_video(given), _one_frame_video(frame)))
 
 
 def image_to_video(cfg: AdherenceConfig, bundle: DiTBundle, gt: dict,
                    prompts: list[AdherencePrompt]) -> list[dict[str, Any]]:
     """Judge i2v samples from the corpus' images: direction and colour, and the first frame's PSNR."""
+    images = {im["path"]: im for im in gt["images"]}
     records = []
     for i, prompt in enumerate(prompts):
-        image = next(im for im in gt["images"] if im["path"] == prompt.image)
+        image = images[prompt.image]
         path = str(_ground_truth(cfg).parent / prompt.image)
         request = SampleRequest(prompt=prompt.caption, mode="i2v", image=path, resolution=cfg.resolution,
                                 aspect_ratio=closest_ratio(image["height"], image["width"]), num_frames=cfg.num_frames,
