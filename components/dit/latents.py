@@ -57,7 +57,8 @@ class ImageCodec:
     def __init__(self, autoencoder: nn.Module, scaling_factor: float, micro_batch: int = 4,
                  device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        self.autoencoder = autoencoder.to(self.device).eval().requires_grad_(False)
+        # NHWC weights, as VideoVAE keeps its 2D VAE: channels-last convolutions are faster (models/vae/video_vae.py)
+        self.autoencoder = autoencoder.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.scaling_factor = scaling_factor
         self.micro_batch = micro_batch
         config = autoencoder.config

@@ -71,6 +71,9 @@ class DeepSpeedEngine(Engine):
         # DeepSpeed reads LOCAL_RANK from the environment (torchrun sets it; in-process runs do not)
         os.environ.setdefault("LOCAL_RANK", str(info.local_rank))
         self.config = deepspeed_config(cfg, self.bf16)
+        # DeepSpeed broadcasts and flattens parameters as plain row-major buffers: NHWC (channels-last) weights,
+        # such as the VAE's 2D convolutions, fail its byte views, so they go back to the default layout here
+        model.to(memory_format=torch.contiguous_format)
         self.model, _, _, _ = deepspeed.initialize(
             model=model.to(self.device), model_parameters=model.parameters(), config=self.config
         )

@@ -96,3 +96,28 @@ def test_fresh_posteriors_start_with_the_configured_log_variance(tmp_path):
     export_vae(vae, tmp_path / "s1", {"model": "tiny", "stage": 1})
     loaded = build_vae("tiny", "init", tmp_path / "s1", "tiny", seed=3, posterior_logvar_init=-2.0)
     assert torch.equal(loaded.temporal.encoder.quant_conv.conv.bias, vae.temporal.encoder.quant_conv.conv.bias)
+
+
+def test_2d_vae_runs_channels_last_and_exports_contiguous(tmp_path):
+    torch.manual_seed(3)
+    vae = VAE_models["tiny"]()
+    convs = [m.weight for m in vae.spatial.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)  # 3x3 kernels: NHWC differs from NCHW
+    plain = VAE_models["tiny"]()
+    plain.load_state_dict(vae.state_dict())
+    plain.spatial.to(memory_format=torch.contiguous_format)
+    x = torch.rand(2, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        got, want = vae.decode(vae.encode(x), 9), plain.decode(plain.encode(x), 9)
+    assert got.shape == (2, 3, 9, 32, 32)
+    assert torch.allclose(got, want, atol=1e-5) and got.abs().max() > 0.01  # the same network, another layout
+    export_vae(vae, tmp_path / "out", {"model": "tiny", "stage": 3})
+    from safetensors.torch import load_file
+    saved = load_file(str(tmp_path / "out" / EXPORT_WEIGHTS))
+    assert all(t.is_contiguous() for t in saved.values())
+    for key, value in vae.state_dict().items():
+        assert torch.equal(saved[key], value), key
+    back = build_vae("tiny", "init", tmp_path / "out", "tiny", seed=0)
+    with torch.no_grad():
+        assert torch.equal(back.decode(back.encode(x), 9), got)  # loaded into NHWC weights again: the same bits
