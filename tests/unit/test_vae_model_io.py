@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from components.training.vae_model import (EXPORT_ARCH, EXPORT_CONFIG, EXPORT_WEIGHTS, PARTS, build_vae, export_vae,
                                            load_init, set_trainable)
@@ -113,7 +114,6 @@ def test_2d_vae_runs_channels_last_and_exports_contiguous(tmp_path):
     assert got.shape == (2, 3, 9, 32, 32)
     assert torch.allclose(got, want, atol=1e-5) and got.abs().max() > 0.01  # the same network, another layout
     export_vae(vae, tmp_path / "out", {"model": "tiny", "stage": 3})
-    from safetensors.torch import load_file
     saved = load_file(str(tmp_path / "out" / EXPORT_WEIGHTS))
     assert all(t.is_contiguous() for t in saved.values())
     for key, value in vae.state_dict().items():
