@@ -126,10 +126,11 @@ def image_to_video(cfg: AdherenceConfig, bundle: DiTBundle, gt: dict,
                    prompts: list[AdherencePrompt]) -> list[dict[str, Any]]:
     """Judge i2v samples from the corpus' images: direction and colour, and the first frame's PSNR."""
     images = {im["path"]: im for im in gt["images"]}
+    folder = _ground_truth(cfg).parent  # image paths are relative to the ground truth's folder
     records = []
     for i, prompt in enumerate(prompts):
         image = images[prompt.image]
-        path = str(_ground_truth(cfg).parent / prompt.image)
+        path = str(folder / prompt.image)
         request = SampleRequest(prompt=prompt.caption, mode="i2v", image=path, resolution=cfg.resolution,
                                 aspect_ratio=closest_ratio(image["height"], image["width"]), num_frames=cfg.num_frames,
                                 fps=cfg.fps, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed + i)

@@ -73,10 +73,8 @@ class DeepSpeedEngine(Engine):
         self.config = deepspeed_config(cfg, self.bf16)
         # DeepSpeed broadcasts and flattens parameters as plain row-major buffers: NHWC (channels-last) weights,
         # such as the VAE's 2D convolutions, fail its byte views, so they go back to the default layout here
-        model.to(memory_format=torch.contiguous_format)
-        self.model, _, _, _ = deepspeed.initialize(
-            model=model.to(self.device), model_parameters=model.parameters(), config=self.config
-        )
+        model = model.to(self.device, memory_format=torch.contiguous_format)
+        self.model, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=self.config)
         self.module = self.model.module
 
     def accumulate(self, last: bool) -> contextlib.AbstractContextManager:
