@@ -38,7 +38,8 @@ class TrainConfig(StageConfig):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, ge=0)  # max global grad norm; 0 disables clipping (the norm is still logged)
     ema_decay: float | None = Field(None, ge=0, lt=1)  # None: no EMA copy of the weights
-    # "auto": bf16 on CUDA, fp32 on CPU (DeepSpeed's bf16 mode is GPU only here)
+    # "auto": bf16 on CUDA, fp32 on CPU. "bf16": bf16 on CUDA, and on a CPU with bf16 arithmetic (AVX512-BF16 or
+    # AMX) under DDP as autocast over fp32 weights; fp32 elsewhere (DeepSpeed's bf16 mode is GPU only here)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)

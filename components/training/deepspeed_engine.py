@@ -61,7 +61,7 @@ class DeepSpeedEngine(Engine):
 
         self.cfg = cfg
         self.device = pick_device(info.local_rank)
-        self.bf16 = use_bf16(cfg, self.device)
+        self.bf16 = use_bf16(cfg, self.device, self.strategy)
         if not dist.is_initialized():
             # in-process (world 1) runs have no process group; DeepSpeed needs one, a local store is enough.
             # It stays for the life of the process: DeepSpeed caches its groups module-wide, so a destroyed

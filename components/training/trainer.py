@@ -126,6 +126,8 @@ class Trainer:
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
         self.metrics = MetricLogger(tracker, cfg.log_every, cfg.steps, self.info.rank == 0, cfg.progress,
                                     engine.device)
+        if self.info.rank == 0 and tracker is not None:  # what cfg.precision came to on this device
+            tracker.set_tags({"reelforge.precision": "bf16" if engine.bf16 else "fp32"})
         self.step = 0
         self.resumed_from: int | None = None
         self.history: dict[str, Any] = {}  # survives resumes: loss_first, loss_last

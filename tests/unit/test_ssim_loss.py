@@ -72,3 +72,14 @@ def test_auto_and_off_say_why_the_term_is_off():
     assert not auto.on and auto.status.startswith("off: lpips-alexnet is not listed in configs/tiny/weights.yaml")
     off = build_perceptual("off", "tiny")
     assert not off.on and off.status.startswith("off: perceptual=off")
+
+
+def test_distance_stays_fp32_under_bf16_autocast():
+    # the blurred squares' differences (the variances) would lose most of their digits in bf16
+    target, recon = _frames(2)
+    plain = SSIMDistance()(target, recon)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = SSIMDistance()(target, recon.to(torch.bfloat16))
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, SSIMDistance()(target, recon.to(torch.bfloat16).float()), atol=1e-6, rtol=0)
+    assert float((cast - plain).abs().max()) < 5e-3  # only the bf16 rounding of recon itself

@@ -11,6 +11,8 @@ from torch import nn
 
 from components.stage import REGISTRY, StageContext
 from components.training.checkpoint import load_safetensors
+from components.training.config import TrainConfig
+from components.training.engine import cpu_has_native_bf16, use_bf16
 from components.training.smoke import ShardedBatches, SmokeConfig, train_smoke
 from components.training.trainer import EMA, SimulatedKill, WarmupSchedule
 
@@ -20,9 +22,13 @@ class RecordingTracker:
 
     def __init__(self):
         self.metrics: list[tuple[int, dict[str, float]]] = []
+        self.tags: dict[str, str] = {}
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.metrics.append((step, dict(metrics)))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)
 
 
 def context(tmp_path: Path, name: str, tracker=None, **cfg) -> StageContext:
@@ -92,6 +98,25 @@ def test_metrics_logged_on_log_steps(tmp_path):
                           "train/step_time_s", "train/peak_mem_mb"}
         assert m["train/lr"] == pytest.approx(2e-2 * min(1.0, step / 8))
         assert m["train/samples_per_s"] > 0 and m["train/peak_mem_mb"] > 10 and m["train/grad_norm"] > 0
+
+
+def test_precision_resolves_per_device_and_is_tagged(tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for precision, want_cuda in (("fp32", False), ("auto", True), ("bf16", True)):
+        assert use_bf16(TrainConfig(steps=1, precision=precision), cuda) is want_cuda
+    assert not use_bf16(TrainConfig(steps=1, precision="auto"), cpu)  # CPU numbers stay fp32 unless asked
+    bf16 = TrainConfig(steps=1, precision="bf16")
+    assert use_bf16(bf16, cpu, "ddp") is cpu_has_native_bf16()  # only where the CPU multiplies bf16 itself
+    assert not use_bf16(bf16, cpu, "deepspeed")
+
+    tracker = RecordingTracker()
+    train_smoke(context(tmp_path, "p", tracker=tracker, **SMALL))  # SmokeConfig's default: auto
+    assert tracker.tags == {"reelforge.precision": "fp32"}
+    if cpu_has_native_bf16():
+        tracker = RecordingTracker()
+        result = train_smoke(context(tmp_path, "b", tracker=tracker, precision="bf16", **SMALL))
+        assert tracker.tags == {"reelforge.precision": "bf16"}
+        assert result["loss_last"] < 0.5 * result["loss_first"]
 
 
 def test_grad_accumulation_matches_larger_batch(tmp_path):
