@@ -108,6 +108,10 @@ def test_precision_resolves_per_device_and_is_tagged(tmp_path):
     bf16 = TrainConfig(steps=1, precision="bf16")
     assert use_bf16(bf16, cpu, "ddp") is cpu_has_native_bf16()  # only where the CPU multiplies bf16 itself
     assert not use_bf16(bf16, cpu, "deepspeed")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # Linux names the same CPU features
+        flags = set(cpuinfo.read_text().split())
+        assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
     tracker = RecordingTracker()
     train_smoke(context(tmp_path, "p", tracker=tracker, **SMALL))  # SmokeConfig's default: auto
