@@ -25,7 +25,8 @@ SMALL = dict(n_videos=4, n_images=2, shots_per_video=(1, 1), shot_seconds=(1.0, 
              frame_sizes=[(48, 48)], image_sizes=[(48, 48)], plant_bad=False)
 COMMON = ["steps=6", "checkpoint_every=2", "log_every=1", "batch_size=1", "val_every=100", "val_clips=1",
           "data.size=[16,16]", "data.crop=null", "data.num_frames=5", "data.num_workers=1", "data.cache=off", "data.heldout_fraction=0.2",
-          "launch.mode=torchrun", "launch.nproc_per_node=2", "progress=false", "deepspeed.torch_adam=true"]
+          "launch.mode=torchrun", "launch.nproc_per_node=2", "progress=false", "deepspeed.torch_adam=true",
+          "precision=fp32"]  # DeepSpeed trains in fp32 on CPU; the DDP reference must too (the profile asks for bf16)
 
 
 def stage_run(ws: Path, *sets: str, check: bool = True) -> subprocess.CompletedProcess:

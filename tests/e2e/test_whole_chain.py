@@ -9,6 +9,7 @@ import mlflow
 import pytest
 import yaml
 
+from components.training.engine import cpu_has_native_bf16
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
@@ -53,6 +54,11 @@ def test_whole_chain_runs_as_one_flow_with_a_child_run_per_stage(tmp_path):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.data.tags["reelforge.stage"] for r in children) == sorted(STAGES)
     assert all(r.info.status == "FINISHED" for r in children)
+    # the tiny profile trains the VAE in bf16 where the CPU has bf16 arithmetic, the DiT in fp32
+    vae_precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    precision = {r.data.tags["reelforge.stage"]: r.data.tags.get("reelforge.precision") for r in children}
+    assert {precision[f"vae.stage{i}"] for i in range(4)} == {vae_precision}
+    assert precision["dit.adapt8"] == precision["pretrain.tier3"] == "fp32"
 
     ws = root / "workspace"
     assert (ws / "pretrain" / "tier3" / "model.safetensors").stat().st_size > 0
