@@ -3,6 +3,8 @@
     python bench/stdit_gpu.py                                  # XL/2, batch 2, bf16 autocast, eager
     python bench/stdit_gpu.py --batch 4 --grad-checkpointing --compile
     python bench/stdit_gpu.py --bf16-weights                   # weights cast to bf16, as DeepSpeed's bf16 mode does
+    python bench/stdit_gpu.py --compile --profile              # also the CUDA kernels that take a step's time
+    python bench/stdit_gpu.py --attention                      # only the three attention calls, per SDPA backend
 
 A 240x426 clip of 51 frames is a 4x15x30x53 latent through the 4x8x8 video VAE (5 latent frames per 17-frame
 chunk; 426 px → 53 latents, Open-Sora pads), i.e. 15 x (15x27) = 6075 tokens after the 1x2x2 patches; text is
@@ -84,6 +86,58 @@ def cuda_step_seconds(step: Callable[[], None], warmup: int, repeats: int) -> li
     return times
 
 
+def print_kernel_profile(step: Callable[[], None], steps: int = 3, top: int = 25) -> None:
+    """CUDA kernel time per step over `steps` profiled steps: the total and the `top` kernels by time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    per_kernel: dict[str, float] = {}
+    for event in prof.events():
+        if event.device_type.name == "CUDA":
+            per_kernel[event.name] = per_kernel.get(event.name, 0.0) + event.device_time_total / 1000 / steps
+    total = sum(per_kernel.values())
+    print(f"\nCUDA kernel time per step {total:.1f} ms; top {top} kernels (ms per step, share):")
+    for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {ms:8.2f}  {ms / total:6.1%}  {name[:120]}")
+
+
+def attention_table(latent: tuple[int, int, int, int], batch: int, heads: int, head_dim: int, depth: int) -> None:
+    """Forward + backward ms of STDiT's spatial, temporal and cross-attention calls under each SDPA backend."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    _, t, h, w = latent
+    spatial_tokens = -(-h // 2) * -(-w // 2)  # every size patches 1x2x2
+    calls = {  # name: (batch·heads split as (B, heads), queries, keys, calls per step)
+        "spatial": (batch * t, spatial_tokens, spatial_tokens, depth),
+        "temporal": (batch * spatial_tokens, t, t, depth),
+        "cross": (batch, t * spatial_tokens, TEXT_TOKENS, 2 * depth),
+    }
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    print(f"| call | shape (B x heads, queries x keys) | {' | '.join(b.name for b in backends)} | per step (best) |")
+    print("|---|---|" + "---|" * (len(backends) + 1))
+    for name, (b, nq, nk, per_step) in calls.items():
+        q = torch.randn(b, heads, nq, head_dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        k = torch.randn(b, heads, nk, head_dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        v = torch.randn_like(k, requires_grad=True)
+        cells = []
+        for backend in backends:
+            def call(backend=backend) -> None:
+                with sdpa_kernel(backend):
+                    out = F.scaled_dot_product_attention(q, k, v)
+                out.backward(torch.ones_like(out))
+            try:
+                cells.append(statistics.median(cuda_step_seconds(call, 3, 20)) * 1000)
+            except RuntimeError:  # a backend that does not take this shape or device
+                cells.append(float("nan"))
+        best = min((c for c in cells if c == c), default=float("nan"))
+        shown = " | ".join("n/a" if c != c else f"{c:.3f}" for c in cells)
+        print(f"| {name} | {b}x{heads}, {nq} x {nk} | {shown} | {best * per_step:.0f} ms |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(STDIT_SIZES), default="XL/2")
@@ -95,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--bf16-weights", action="store_true", help="cast weights to bf16 (DeepSpeed bf16 style)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak, for unlisted GPUs")
+    parser.add_argument("--profile", action="store_true", help="also print the CUDA kernels of 3 profiled steps")
+    parser.add_argument("--attention", action="store_true", help="only time the attention calls per SDPA backend")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench/stdit_gpu.py: CUDA is not available on this machine; it measures GPU MFU only. "
@@ -108,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     c, t, h, w = args.latent
+    if args.attention:
+        hidden, depth, heads = STDIT_SIZES[args.size]
+        print(f"{name}, torch {torch.__version__}; STDiT {args.size} attention, bf16, forward + backward ms per call")
+        attention_table((c, t, h, w), args.batch, heads, hidden // heads, depth)
+        return 0
     model = STDiT_models[args.size](in_channels=c, caption_channels=TEXT_CHANNELS, model_max_length=TEXT_TOKENS,
                                     grad_checkpointing=args.grad_checkpointing)
     dtype = torch.bfloat16 if args.bf16_weights else torch.float32
@@ -137,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     print(f"| {median:.3f} | {q[2] - q[0]:.3f} | {tokens / median:,.0f} | {flops.total / median / 1e12:.0f} | "
           f"{mfu:.1%} | {step_peak / GIB:.1f} | {torch.cuda.max_memory_allocated(device) / GIB:.1f} |")
+    if args.profile:
+        print_kernel_profile(step)
     return 0
 
 
