@@ -15,6 +15,7 @@ the spatial, temporal and cross attention matmuls); activation recomputation is 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from bench._flops import stdit_step_flops  # noqa: E402
 from components.memory import peak_cuda_bytes  # noqa: E402
-from models.stdit import STDIT_SIZES, STDiT_models  # noqa: E402
+from models.stdit import STDIT_SIZES, STDiTConfig, STDiT_models, stdit_config  # noqa: E402
 
 GIB = 1 << 30
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by device-name substring, most specific first.
@@ -105,16 +106,15 @@ def print_kernel_profile(step: Callable[[], None], steps: int = 3, top: int = 25
         print(f"  {ms:8.2f}  {ms / total:6.1%}  {name[:120]}")
 
 
-def attention_table(latent: tuple[int, int, int, int], batch: int, heads: int, head_dim: int, depth: int) -> None:
+def attention_table(cfg: STDiTConfig, batch: int, frames: int, tokens_per_frame: int) -> None:
     """Forward + backward ms of STDiT's spatial, temporal and cross-attention calls under each SDPA backend."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    _, t, h, w = latent
-    spatial_tokens = -(-h // 2) * -(-w // 2)  # every size patches 1x2x2
-    calls = {  # name: (batch·heads split as (B, heads), queries, keys, calls per step)
-        "spatial": (batch * t, spatial_tokens, spatial_tokens, depth),
-        "temporal": (batch * spatial_tokens, t, t, depth),
-        "cross": (batch, t * spatial_tokens, TEXT_TOKENS, 2 * depth),
+    heads, head_dim, depth = cfg.num_heads, cfg.hidden_size // cfg.num_heads, cfg.depth
+    calls = {  # name: (batch of the call, queries, keys, calls per step)
+        "spatial": (batch * frames, tokens_per_frame, tokens_per_frame, depth),
+        "temporal": (batch * tokens_per_frame, frames, frames, depth),
+        "cross": (batch, frames * tokens_per_frame, TEXT_TOKENS, 2 * depth),
     }
     backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
     print(f"| call | shape (B x heads, queries x keys) | {' | '.join(b.name for b in backends)} | per step (best) |")
@@ -133,8 +133,8 @@ def attention_table(latent: tuple[int, int, int, int], batch: int, heads: int, h
                 cells.append(statistics.median(cuda_step_seconds(call, 3, 20)) * 1000)
             except RuntimeError:  # a backend that does not take this shape or device
                 cells.append(float("nan"))
-        best = min((c for c in cells if c == c), default=float("nan"))
-        shown = " | ".join("n/a" if c != c else f"{c:.3f}" for c in cells)
+        best = min((c for c in cells if not math.isnan(c)), default=float("nan"))
+        shown = " | ".join("n/a" if math.isnan(c) else f"{c:.3f}" for c in cells)
         print(f"| {name} | {b}x{heads}, {nq} x {nk} | {shown} | {best * per_step:.0f} ms |")
 
 
@@ -164,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     c, t, h, w = args.latent
+    cfg = stdit_config(args.size)
+    pt, ph, pw = cfg.patch_size
+    frames, tokens_per_frame = -(-t // pt), -(-h // ph) * -(-w // pw)  # the patch embedder pads each axis up
     if args.attention:
-        hidden, depth, heads = STDIT_SIZES[args.size]
         print(f"{name}, torch {torch.__version__}; STDiT {args.size} attention, bf16, forward + backward ms per call")
-        attention_table((c, t, h, w), args.batch, heads, hidden // heads, depth)
+        attention_table(cfg, args.batch, frames, tokens_per_frame)
         return 0
     model = STDiT_models[args.size](in_channels=c, caption_channels=TEXT_CHANNELS, model_max_length=TEXT_TOKENS,
                                     grad_checkpointing=args.grad_checkpointing)
     dtype = torch.bfloat16 if args.bf16_weights else torch.float32
     model = model.to(device, dtype).train()
-    pt, ph, pw = model.cfg.patch_size
-    frames, tokens_per_frame = -(-t // pt), -(-h // ph) * -(-w // pw)  # the patch embedder pads each axis up
     flops = stdit_step_flops(model, args.batch, frames, tokens_per_frame, TEXT_TOKENS)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)

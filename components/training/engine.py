@@ -55,9 +55,11 @@ def use_bf16(cfg: TrainConfig, device: torch.device, strategy: str = "ddp") -> b
         return True
     if cfg.precision != "bf16":
         return False
-    if strategy != "ddp" or not cpu_has_native_bf16():
-        why = "DeepSpeed on CPU" if strategy != "ddp" else "this CPU has no bf16 arithmetic (AVX512-BF16 or AMX)"
-        log.info("precision bf16 asked for, training in fp32: %s", why)
+    if strategy != "ddp":
+        log.info("precision bf16 asked for, training in fp32: DeepSpeed on CPU")
+        return False
+    if not cpu_has_native_bf16():
+        log.info("precision bf16 asked for, training in fp32: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX)")
         return False
     return True
 
