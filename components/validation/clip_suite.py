@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.validation.checkpoint import run_checkpoint
 from components.validation.checks import FILE_EXISTS, SIZE_CONSISTENT, add_check_columns
 from components.validation.report import build_report
+from components.validation.suite import table_expectations
 
 SUITE_NAME = "reelforge.clips"
 RANGE_CONSISTENT = "_range_consistent"
@@ -45,11 +46,7 @@ class ClipValidateConfig(BaseModel):
 def build_clip_expectations(cfg: ClipValidateConfig, columns: list[str]) -> list[gxe.Expectation]:
     """Expectations for a clip table with these columns (aesthetic ranges only for the aesthetic columns present)."""
     between = gxe.ExpectColumnValuesToBeBetween
-    exps: list[gxe.Expectation] = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows),
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(cfg.required_columns), exact_match=False),
-    ]
-    exps += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in cfg.required_columns]
+    exps = table_expectations(cfg.min_rows, cfg.required_columns)
     exps += [
         gxe.ExpectColumnValuesToBeUnique(column="clip_id"),
         gxe.ExpectColumnValuesToMatchRegex(column="clip_id", regex=CLIP_ID_REGEX),

@@ -1,6 +1,8 @@
 """The metadata expectation suite, built from a ValidateConfig alone (check columns come from checks.py)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
@@ -11,14 +13,19 @@ from components.validation.config import ValidateConfig
 SUITE_NAME = "reelforge.metadata"
 
 
+def table_expectations(min_rows: int, required_columns: Sequence[str]) -> list[gxe.Expectation]:
+    """What every suite opens with: enough rows, the required columns present, and none of them null."""
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=min_rows),
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(required_columns), exact_match=False),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in required_columns),
+    ]
+
+
 def build_expectations(cfg: ValidateConfig) -> list[gxe.Expectation]:
     """The expectations in report order: table shape, nulls, identity, categories, ranges, then files."""
     between = gxe.ExpectColumnValuesToBeBetween
-    exps: list[gxe.Expectation] = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows),
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(cfg.required_columns), exact_match=False),
-    ]
-    exps += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in cfg.required_columns]
+    exps = table_expectations(cfg.min_rows, cfg.required_columns)
     exps += [
         gxe.ExpectColumnValuesToBeUnique(column="id"),
         gxe.ExpectColumnValuesToBeUnique(column="path"),
