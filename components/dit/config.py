@@ -13,6 +13,7 @@ from components.data.aspect_ratios import ASPECT_RATIOS, get_resolution
 from components.data.buckets import BucketConfig
 from components.dit.text_cache import TextCacheConfig
 from components.dit.text_encoders import TextEncoderConfig
+from components.evaluation.clips import ClipSelection
 from components.training.config import TrainConfig
 from models.diffusion import MASK_PRESETS
 from models.stdit import STDIT_SIZES
@@ -120,11 +121,21 @@ class DiTDataConfig(_Strict):
     buckets: BucketConfig = BucketConfig(resolutions={"64px": {1: (1.0, 16)}})
     # image stages: each video clip also serves as one image (a fixed frame per clip and seed)
     images_from_videos: bool = True
+    # video stages on a corpus with few images (joint image + video, RECIPE §7): each video also gives one frame
+    # (fixed per clip and seed) to the 1-frame buckets, beside its video sample
+    video_frames_as_images: bool = False
     image_fps: float = Field(120.0, gt=0)  # fps condition of images (Open-Sora's IMG_FPS)
     # score-to-text (RECIPE §1): append the clip's aesthetic, motion and camera-motion scores to its caption, each
     # part dropped with score_text_drop, drawn per epoch; the latent cache must hold the variants (its score_text)
     score_text: bool = False
     score_text_drop: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _frames(self) -> "DiTDataConfig":
+        if self.images_from_videos and self.video_frames_as_images:
+            raise ValueError("data: video_frames_as_images adds one frame of each video beside its video sample; "
+                             "with images_from_videos every clip is already an image only: set one of them")
+        return self
 
 
 class SampleConfig(_Strict):
@@ -173,6 +184,11 @@ class DiTStageConfig(TrainConfig):
     # to split, and OpenMP threads that spin-wait against other processes on 2 cores can slow a step tenfold.
     torch_threads: int | None = Field(None, ge=1)
     sample: SampleConfig = SampleConfig()
+    # the clips evaluation holds out (components/evaluation/clips.py: the pretraining grid and eval.loss score
+    # them) are skipped by every DiT stage, as by the VAE stages: a held-out loss is on clips no stage has seen.
+    # 0 trains on every clip.
+    heldout_fraction: float = Field(ClipSelection().fraction, ge=0, le=1)
+    heldout_salt: str = ClipSelection().salt
 
     @model_validator(mode="after")
     def _consistent(self) -> "DiTStageConfig":

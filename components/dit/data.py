@@ -24,10 +24,12 @@ from components.data.video_table import normalise
 from components.dit.captions import CaptionEmbeddings
 from components.dit.config import DiTDataConfig
 from components.dit.latents import LatentRequest, LatentSource
+from components.evaluation.clips import is_heldout
 from components.hashing import exists
 
 CAPTION_COLUMNS = ["text", "height", "width"]  # what the DiT needs beyond the shared clip-table columns
 SCORE_FIELDS = [field for _, field in PARTS]  # aes, flow, cmotion: the scores score-to-text appends (RECIPE §1)
+AS_IMAGE = "as_image"  # add_frame_images: a video row that bucketing reads as a one-frame image
 
 
 def score_columns(raw: pd.DataFrame) -> pd.DataFrame:
@@ -69,10 +71,33 @@ def load_caption_table(source: str) -> pd.DataFrame:
     return out
 
 
+def without_heldout(table: pd.DataFrame, fraction: float, salt_: str, source: str) -> tuple[pd.DataFrame, int]:
+    """The table without the clips evaluation holds out (components/evaluation/clips.py), and how many those were."""
+    held = table["clip_id"].map(lambda c: is_heldout(str(c), fraction, salt_)).to_numpy(dtype=bool)
+    if held.all():
+        raise ValueError(f"{source}: every one of its {len(table)} clips is held out (heldout_fraction={fraction}); "
+                         "nothing is left to train on")
+    return table[~held].reset_index(drop=True), int(held.sum())
+
+
+def add_frame_images(table: pd.DataFrame) -> pd.DataFrame:
+    """The table, then a copy of each video row marked AS_IMAGE: bucketing reads the copy as a one-frame image.
+
+    Joint image + video training (RECIPE §7) on a corpus with few images: every video keeps its video sample and
+    also gives one frame (DiTDataset.frames: fixed per clip and seed) to the 1-frame buckets.
+    """
+    videos = table[table["media"] == "video"].assign(**{AS_IMAGE: True})
+    return pd.concat([table.assign(**{AS_IMAGE: False}), videos], ignore_index=True)
+
+
 def bucket_clips(table: pd.DataFrame, images_from_videos: bool, source: str = "clip table") -> Clips:
-    """The columns bucketing reads; with images_from_videos every clip counts as a one-frame image."""
-    media = ["image"] * len(table) if images_from_videos else table["media"]
-    frames = [1] * len(table) if images_from_videos else table["num_frames"]
+    """The columns bucketing reads; with images_from_videos every clip counts as a one-frame image, as does a row
+    add_frame_images marked."""
+    as_image = np.full(len(table), images_from_videos, dtype=bool)
+    if AS_IMAGE in table.columns:
+        as_image |= table[AS_IMAGE].to_numpy(dtype=bool)
+    media = np.where(as_image, "image", table["media"].to_numpy(dtype=object))
+    frames = np.where(as_image, 1, table["num_frames"].to_numpy(dtype=np.int64))
     return Clips.from_table({"height": table["height"], "width": table["width"], "num_frames": frames,
                              "media": media, "id": table["clip_id"]}, source)
 
@@ -206,6 +231,8 @@ def build_data(table: pd.DataFrame, cfg: DiTDataConfig, latents: LatentSource, c
                seed: int, rank: int, world_size: int, eval_samples: int, stride: int = 8,
                source: str = "clip table") -> DiTData:
     """The rank's bucketed stream and the validation batches (the same on every rank)."""
+    if cfg.video_frames_as_images:
+        table = add_frame_images(table)
     clips = bucket_clips(table, cfg.images_from_videos, source)
     dataset = DiTDataset(table, cfg, latents, seed, stride)
     sampler = BucketBatchSampler(clips, cfg.buckets, rank, world_size, seed)

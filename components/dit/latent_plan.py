@@ -19,7 +19,7 @@ from components.curation.score_text import PARTS, score_to_text
 from components.data.aspect_ratios import ASPECT_RATIOS
 from components.data.buckets import BucketConfig, BucketKey, Clips
 from components.dit.config import DiTDataConfig
-from components.dit.data import DiTDataset, bucket_clips, load_caption_table, score_fields
+from components.dit.data import DiTDataset, add_frame_images, bucket_clips, load_caption_table, score_fields
 from components.dit.latents import LatentRequest
 
 _LABELS = list(ASPECT_RATIOS)
@@ -94,10 +94,13 @@ def caption_variants(text: str, row: dict[str, Any], score_text: bool) -> list[s
 
 
 def plan_tier(source: str, tier: str, buckets: BucketConfig, images_from_videos: bool, seed: int,
-              score_text: bool) -> list[PlannedSample]:
+              score_text: bool, video_frames_as_images: bool = False) -> list[PlannedSample]:
     """Every (clip, candidate bucket) sample of one tier table, with the frames training will request."""
     table = load_caption_table(source)
-    data_cfg = DiTDataConfig(tables=[source], buckets=buckets, images_from_videos=images_from_videos)
+    if video_frames_as_images:
+        table = add_frame_images(table)
+    data_cfg = DiTDataConfig(tables=[source], buckets=buckets, images_from_videos=images_from_videos,
+                             video_frames_as_images=video_frames_as_images)
     dataset = DiTDataset(table, data_cfg, latents=None, seed=seed)
     clips = bucket_clips(table, images_from_videos, source)
     out = []

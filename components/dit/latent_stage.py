@@ -48,6 +48,7 @@ class TierSource(BaseModel):
     table: str  # workspace-relative or absolute
     buckets: BucketConfig
     images_from_videos: bool = False  # as the DiT data config of that stage
+    video_frames_as_images: bool = False  # as the DiT data config of that stage
 
 
 def _tiny_tiers() -> dict[str, TierSource]:
@@ -195,7 +196,7 @@ def cache_latents(ctx: StageContext) -> dict[str, float]:
     vae = vae_identity(vae_dir, codec)
     version = vae["version"]
     plans = [plan_tier(str(_uri(ws, tier.table)), name, tier.buckets, tier.images_from_videos, cfg.seed,
-                       cfg.score_text) for name, tier in sorted(cfg.tiers.items())]
+                       cfg.score_text, tier.video_frames_as_images) for name, tier in sorted(cfg.tiers.items())]
     wanted = merge_plans(plans, lambda request: sample_key(version, request))
     prev_dir = ws / OUTPUT
     previous = _previous(prev_dir)

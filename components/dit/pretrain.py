@@ -20,7 +20,7 @@ import torch
 
 from components.data.video_table import resolve_table
 from components.dit.captions import CaptionEmbeddings, caption_embeddings
-from components.dit.data import build_data, load_caption_table
+from components.dit.data import build_data, load_caption_table, without_heldout
 from components.dit.latent_cache import INDEX, META, LatentCache
 from components.dit.latent_stage import vae_identity
 from components.dit.latents import EXPORT_WEIGHTS, LatentCodec, LatentSource, OnTheFlyLatents, build_codec
@@ -31,7 +31,7 @@ from components.dit.pretrain_trainer import PretrainTrainer
 from components.dit.samples import SampleWriter, write_loss_curve
 from components.dit.stages import INIT_REPORT, check_shapes, stage_info, initialise
 from components.training.stale import guard_checkpoints, recipe_digest
-from components.dit.val_grid import CacheOrEncode, GridBatches, build_grid, grid_objective, heldout_mask
+from components.dit.val_grid import CacheOrEncode, GridBatches, build_grid, grid_objective
 from components.evaluation.val_loss import heatmap
 from components.hashing import content_hash
 from components.stage import StageContext, stage
@@ -73,12 +73,7 @@ def latent_source(cfg: PretrainConfig, ws: Path, codec: LatentCodec,
 
 def training_table(source: str, cfg: PretrainConfig) -> tuple[pd.DataFrame, int]:
     """The tier table without the clips the validation grid holds out; and how many were held out."""
-    table = load_caption_table(source)
-    held = heldout_mask(table, cfg.val.heldout_fraction, cfg.val.heldout_salt)
-    if held.all():
-        raise ValueError(f"{source}: every one of its {len(table)} clips is held out (val.heldout_fraction="
-                         f"{cfg.val.heldout_fraction}); nothing is left to train on")
-    return table[~held].reset_index(drop=True), int(held.sum())
+    return without_heldout(load_caption_table(source), cfg.heldout_fraction, cfg.heldout_salt, source)
 
 
 def _log_start(ctx: StageContext, cfg: PretrainConfig, source: str, held: int, data_summary: dict, init: Any,
@@ -194,7 +189,8 @@ def _report(ctx: StageContext, trainer: PretrainTrainer, init: Any, result: dict
     """Rank 0: the grid curves (JSON), the loss curve, init report and metrics.json, logged to the run."""
     tracker = ctx.tracker or NoopTracker()
     history = trainer.history
-    curves = {"t": history.get("val_grid_t", []), "evaluations": history.get("val_grid", []),
+    curves = {"t": history.get("val_grid_t", []), "weights": history.get("val_grid_weights", trainer.grid_weights),
+              "evaluations": history.get("val_grid", []),
               "clips": {c.name: ids for c, ids in grid.clips.items()}, "tables": grid.sources,
               "latents": grid.latents}
     (ctx.out / VAL_GRID).write_text(json.dumps(curves, indent=2) + "\n")

@@ -93,6 +93,12 @@ class PretrainConfig(DiTStageConfig):
             raise ValueError("pretraining reads video VAE latents: set vae.kind=video (and vae.dir to its export)")
         if self.mode != "train":
             raise ValueError("pretrain stages train: mode must be train")
+        if not {"heldout_fraction", "heldout_salt"} & self.model_fields_set:  # training skips what the grid holds out
+            self.heldout_fraction, self.heldout_salt = self.val.heldout_fraction, self.val.heldout_salt
+        if (self.heldout_fraction, self.heldout_salt) != (self.val.heldout_fraction, self.val.heldout_salt):
+            raise ValueError(f"heldout_fraction/heldout_salt ({self.heldout_fraction}, {self.heldout_salt!r}) must equal "
+                             f"val.heldout_fraction/val.heldout_salt ({self.val.heldout_fraction}, "
+                             f"{self.val.heldout_salt!r}): training skips exactly the clips the grid holds out")
         return self
 
 

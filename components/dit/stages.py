@@ -20,7 +20,7 @@ from components.config import ConfigError
 from components.data.video_table import resolve_table
 from components.dit.captions import CaptionEmbeddings, caption_embeddings
 from components.dit.config import DiTStageConfig
-from components.dit.data import build_data, load_caption_table
+from components.dit.data import build_data, load_caption_table, without_heldout
 from components.dit.latents import EXPORT_WEIGHTS, LatentSource, OnTheFlyLatents, build_codec
 from components.dit.model_io import (EMA_FILE, MODEL_FILE, InitReport, build_model, export_model, load_export,
                                      load_pixart_weights)
@@ -124,12 +124,12 @@ def train_stage(ctx: StageContext, latents: LatentSource | None = None,
     model, init = initialise(cfg, ctx, captions)
     check_shapes(cfg, captions, codec, model)
     source = ctx.inputs["clips"]
-    table = load_caption_table(source)
+    table, held = without_heldout(load_caption_table(source), cfg.heldout_fraction, cfg.heldout_salt, source)
     data = build_data(table, cfg.data, latents or OnTheFlyLatents(codec, cfg.vae.memo), captions, cfg.seed,
                       ctx.rank, ctx.world_size, cfg.eval_samples, codec.stride, source)
     if ctx.is_main:
         tracker.log_params({f"data_{k}": v for k, v in data.summary.items()}
-                           | {"init_source": init.source, "init_loaded": init.loaded, "init_new": len(init.new)})
+                           | {"data_heldout": held, "init_source": init.source, "init_loaded": init.loaded, "init_new": len(init.new)})
         tracker.log_dataset(name="dit-clips", source=source, digest=content_hash(source), context="training")
     objective = Objective(cfg.diffusion, cfg.model.learn_sigma)
     guard_checkpoints(ctx.checkpoint_dir, ctx.inputs, ctx.rank, recipe_digest(cfg))

@@ -99,7 +99,8 @@ def chain(tmp_path_factory):
         started = time.time()
         write_corpus(ws, videos=4, frames=12)
         write_dit_export(ws, "dit/adapt8")  # with vae/stage3 beside it
-        tier = TierSource(table="data/ingest/metadata.parquet", buckets=BucketConfig.model_validate(BUCKETS))
+        tier = TierSource(table="data/ingest/metadata.parquet", buckets=BucketConfig.model_validate(BUCKETS),
+                          video_frames_as_images=True)  # as the tiny profile's tiers
         cache_cfg = LatentCacheConfig(tiers={"tier1": tier}, score_text=False, text={"kind": "minilm", "max_length": 8})
         out = ws / ".cache.tmp"
         out.mkdir()
@@ -146,14 +147,16 @@ def test_tiers_chain_lower_their_grid_and_log_curves(chain):
         assert logged["val/loss/mean"] == pytest.approx((logged["val/loss/32pxx9"] + logged["val/loss/32pxx1"]) / 2)
         curves = json.loads((out / "val_grid.json").read_text())
         assert [e["step"] for e in curves["evaluations"]] == [0, 4, 8] and len(curves["t"]) == 10
+        assert curves["weights"] == "ema"
         assert len(curves["clips"]["32pxx9"]) == 1 and curves["clips"]["64pxx9"] == []
         assert {"model.safetensors", "ema.safetensors", "dit.json", "metrics.json"} <= {p.name for p in out.iterdir()}
         if i == 0:
             continue
         prev = ws / "pretrain" / names[i - 1].split(".")[1]
         init = json.loads((out / "init.json").read_text())
-        assert init["source"] == str(prev / "model.safetensors") and init["new"] == {}
-        # step 0 of a tier is its predecessor's last: the same weights give the same grid, to the bit
+        assert init["source"] == str(prev / "ema.safetensors") and init["new"] == {}
+        # step 0 of a tier is its predecessor's last: the grid is on the EMA weights, which the tier exports and
+        # the next one starts from, so the same weights give the same grid, to the bit
         before = json.loads((prev / "val_grid.json").read_text())["evaluations"][-1]["loss"]
         assert curves["evaluations"][0]["loss"] == before
     first = load_safetensors(ws / "pretrain/tier1/model.safetensors")
@@ -207,5 +210,6 @@ def test_grid_batches_have_the_cell_shapes(chain):
     (batch,) = grid.batches[image]  # the same video gives one frame to the image cell
     assert tuple(batch["x0"].shape) == (1, 4, 1, 3, 4) and batch["fps"].tolist() == [120.0]
     assert grid.batches[empty] == [] and grid.empty_cells() == [empty]
-    # its 9-frame latents come from the cache (the clip's training bucket); the 1-frame request is encoded
-    assert grid.latents == {"cached": 1, "encoded": 1}
+    # both from the cache: the clip's 9-frame training bucket, and the frame it gives the 1-frame buckets (the
+    # profile's video_frames_as_images; the cache plans every clip of the table, the held-out ones included)
+    assert grid.latents == {"cached": 2, "encoded": 0}

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from components.data.bucket_sampler import BucketItem, plan_epoch
+from components.data.buckets import assign_buckets
 from components.data.buckets import salt
 from components.dit.captions import LazyEncoder
 from components.dit.config import DiTDataConfig
-from components.dit.data import (SCORE_FIELDS, DiTDataset, bucket_clips, collate, eval_batches, load_caption_table,
-                                 score_fields)
+from components.dit.data import (AS_IMAGE, SCORE_FIELDS, DiTDataset, add_frame_images, bucket_clips, build_data,
+                                 collate, eval_batches, load_caption_table, score_fields, without_heldout)
+from components.evaluation.clips import heldout_score
 from components.dit.latent_plan import caption_variants
 from components.dit.latents import OnTheFlyLatents, load_image_codec, load_video_codec
 from components.dit.text_encoders import TextEncoderConfig
@@ -133,3 +135,45 @@ def test_lazy_encoder_knows_its_identity_without_loading():
     encoder = LazyEncoder(TextEncoderConfig(kind="minilm", max_length=16), "tiny")
     assert (encoder.name, encoder.dim, encoder.max_length, len(encoder.version)) == ("minilm-l6", 384, 16, 64)
     assert encoder.loaded is False
+
+
+def test_video_frames_as_images_add_one_frame_of_each_video_beside_its_video_sample(ws):
+    table = load_caption_table(str(ws / "data/ingest/metadata.parquet"))
+    joint = add_frame_images(table)
+    # the table, then a copy of each video row (not of the image), marked; the copies keep media "video"
+    assert list(joint["clip_id"]) == list(table["clip_id"]) + list(table["clip_id"][:2])
+    assert list(joint[AS_IMAGE]) == [False, False, False, True, True] and list(joint["media"][3:]) == ["video"] * 2
+    clips = bucket_clips(joint, images_from_videos=False)
+    assert list(clips.num_frames) == [12, 12, 1, 1, 1] and list(clips.is_image) == [False, False, True, True, True]
+    buckets = DiTDataConfig(buckets={"32px": {1: [1.0, 4], 9: [1.0, 2]}}).buckets
+    frames = [k.num_frames for k in map(assign_buckets(clips, buckets, 0, 0).key, range(5))]
+    assert frames == [9, 9, 1, 1, 1]  # each video in the 9-frame bucket and, as its copy, in the 1-frame one
+    # a copy asks for the video's one frame that DiTDataset.frames draws per (seed, clip), at the image fps
+    cfg = DiTDataConfig(buckets=buckets, images_from_videos=False, video_frames_as_images=True)
+    dataset = DiTDataset(joint, cfg, None, seed=0)
+    assert dataset.request(BucketItem(3, 1, 32, 32)).frames == (salt(0, table["clip_id"].iloc[0]) % 12,)
+
+    class Captions:
+        def get(self, captions):
+            return torch.zeros(len(captions), 8, 16), torch.ones(len(captions), 8, dtype=torch.bool)
+
+    codec = load_video_codec(ws / "vae/stage3", "cpu")
+    data = build_data(table, cfg, OnTheFlyLatents(codec), Captions(), seed=0, rank=0, world_size=1, eval_samples=5)
+    assert data.summary["clips"] == 5 and data.summary["assigned"] == 5
+    plain = build_data(table, cfg.model_copy(update={"video_frames_as_images": False}), OnTheFlyLatents(codec),
+                       Captions(), seed=0, rank=0, world_size=1, eval_samples=5)
+    assert plain.summary["clips"] == 3
+    with pytest.raises(ValueError, match="video_frames_as_images adds one frame of each video"):
+        DiTDataConfig(images_from_videos=True, video_frames_as_images=True)
+
+
+def test_dit_stages_skip_the_clips_evaluation_holds_out(ws):
+    table = load_caption_table(str(ws / "data/ingest/metadata.parquet"))
+    scores = sorted(heldout_score(c, "s") for c in table["clip_id"])
+    # a fraction between the lowest and the second-lowest score holds out exactly one clip
+    kept, held = without_heldout(table, (scores[0] + scores[1]) / 2, "s", "t.parquet")
+    assert held == 1 and len(kept) == 2
+    assert min(heldout_score(c, "s") for c in kept["clip_id"]) == scores[1]
+    assert without_heldout(table, 0.0, "s", "t.parquet")[1] == 0  # 0 trains on every clip
+    with pytest.raises(ValueError, match=r"t.parquet: every one of its 3 clips is held out \(heldout_fraction=1.0\)"):
+        without_heldout(table, 1.0, "s", "t.parquet")

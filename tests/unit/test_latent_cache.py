@@ -32,8 +32,8 @@ BUCKETS = {"32px": {1: [1.0, 2], 9: [1.0, 2]}}
 
 def config(**overrides) -> LatentCacheConfig:
     tier = TierSource(table="data/ingest/metadata.parquet", buckets=BucketConfig.model_validate(BUCKETS))
-    return LatentCacheConfig(tiers={"tier1": tier}, score_text=False, batch_size=1, shard_size=2,
-                             text={"kind": "minilm", "max_length": 8}, **overrides)
+    return LatentCacheConfig(**{"tiers": {"tier1": tier}, "score_text": False, "batch_size": 1, "shard_size": 2,
+                                "text": {"kind": "minilm", "max_length": 8}} | overrides)
 
 
 def run(ws: Path, cfg: LatentCacheConfig, name: str = "run", rank: int = 0, world: int = 1) -> tuple[Path, dict]:
@@ -186,3 +186,21 @@ def test_dit_data_reads_every_epoch_on_any_world_size_from_the_cache_alone(ws):
                 batch = next(data.batches)
                 assert batch["x0"].shape[1] == 4 and batch["y"].shape[1:] == (8, 384)
     assert cache.hits > 0
+
+
+def test_video_frames_as_images_are_cached_and_read_back_beside_the_videos(ws):
+    tier = TierSource(table="data/ingest/metadata.parquet", buckets=BucketConfig.model_validate(BUCKETS),
+                      video_frames_as_images=True)
+    out, metrics = run(ws, config(tiers={"tier1": tier}))
+    # 2 videos in the 9-frame bucket, plus one frame of each and the image in the 1-frame bucket
+    assert metrics["samples"] == 5.0
+    index = pd.read_parquet(out / INDEX)
+    assert sorted(index["bucket"]) == ["32px/1f/0.75", "32px/1f/0.75", "32px/1f/1.00", "32px/9f/0.75", "32px/9f/0.75"]
+    cache = LatentCache(out)
+    table = load_caption_table(str(ws / "data/ingest/metadata.parquet"))
+    data_cfg = DiTDataConfig(buckets=BucketConfig.model_validate(BUCKETS), images_from_videos=False,
+                             video_frames_as_images=True)
+    data = build_data(table, data_cfg, cache, cache.captions(), seed=0, rank=0, world_size=1, eval_samples=2)
+    frames = sorted(next(data.batches)["x0"].shape[2] for _ in range(9))  # three epochs of 3 micro-batches
+    assert frames.count(1) == 6 and frames.count(3) == 3  # image batches (1 latent frame) and the 9-frame videos
+    assert cache.hits >= 9  # every sample from the cache: a request outside it raises

@@ -40,7 +40,15 @@ def test_tiny_recipe_tiers_chain_and_stay_small():
     assert keep["64px"] > keep["48px"] > 0
     # score-to-text (RECIPE §1): every tier appends its clips' scores, and the cache encodes those captions
     assert all(c.data.score_text and c.data.score_text_drop == pytest.approx(0.2) for c in cfgs.values())
-    assert resolve("cache.latents", LatentCacheConfig, "tiny").score_text
+    cache = resolve("cache.latents", LatentCacheConfig, "tiny")
+    assert cache.score_text
+    for name, cfg in cfgs.items():  # the cache holds exactly what each tier will ask for
+        tier = cache.tiers[cfg.tier]
+        assert tier.buckets == cfg.data.buckets and tier.table == cfg.data.tables[0]
+        assert (tier.images_from_videos, tier.video_frames_as_images) == (False, True)  # joint image + video
+        assert (cfg.data.images_from_videos, cfg.data.video_frames_as_images) == (False, True)
+    # tiers 2 and 3 start from their predecessor's exported EMA weights, on which the grid curves are measured
+    assert [c.init.weights for c in cfgs.values()] == ["model", "ema", "ema"]
     assert [c.name for c in profile_cells("tiny")] == [f"{r}x{f}" for r in ("64px", "48px", "32px") for f in (17, 9, 1)]
 
 
@@ -63,7 +71,7 @@ def test_declared_inputs_name_the_cache_and_the_previous_export(workspace):
     second = pretrain_inputs(resolve("pretrain.tier2", PretrainConfig, "tiny"), ws)
     assert second == {"clips": str(ws / "data/ingest/metadata.parquet"),  # no tier table yet: the fallback
                       "vae": str(ws / "vae/stage3/model.safetensors"),
-                      "init": str(ws / "pretrain/tier1/model.safetensors"),
+                      "init": str(ws / "pretrain/tier1/ema.safetensors"),
                       "cache_index": str(ws / "cache/latents/index.parquet"),
                       "cache_meta": str(ws / "cache/latents/cache.json")}
     live = resolve("pretrain.tier1", PretrainConfig, "tiny", ["latents.kind=on_the_fly"])
@@ -148,3 +156,18 @@ def test_objective_timesteps_match_the_fixed_batch_validation():
     objective = Objective(DiffusionConfig(kind="rflow", eval_points=10), learn_sigma=True)
     points = [float(t[0]) for t in objective.eval_timesteps(1, torch.device("cpu"))]
     assert points == pytest.approx([0.05 + 0.1 * i for i in range(10)])
+
+
+def test_swapped_in_weights_are_used_inside_and_the_own_ones_restored_bit_for_bit():
+    from components.dit.pretrain_trainer import swapped_in
+
+    torch.manual_seed(0)
+    module = nn.Linear(3, 2)
+    own = {k: v.clone() for k, v in module.state_dict().items()}
+    ema = {k: torch.randn_like(v) for k, v in own.items()}
+    x = torch.randn(4, 3)
+    with swapped_in(module, ema):
+        assert torch.equal(module(x), x @ ema["weight"].T + ema["bias"])
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in own.items())
+    with swapped_in(module, None):  # no EMA kept: the module's own weights
+        assert torch.equal(module(x), x @ own["weight"].T + own["bias"])
