@@ -71,9 +71,14 @@ def load_caption_table(source: str) -> pd.DataFrame:
     return out
 
 
+def heldout_mask(table: pd.DataFrame, fraction: float, salt_: str) -> pd.Series:
+    """True for the rows whose clip the evaluation holds out (components/evaluation/clips.py rule)."""
+    return table["clip_id"].map(lambda c: is_heldout(str(c), fraction, salt_)).astype(bool)
+
+
 def without_heldout(table: pd.DataFrame, fraction: float, salt_: str, source: str) -> tuple[pd.DataFrame, int]:
-    """The table without the clips evaluation holds out (components/evaluation/clips.py), and how many those were."""
-    held = table["clip_id"].map(lambda c: is_heldout(str(c), fraction, salt_)).to_numpy(dtype=bool)
+    """The table without the clips evaluation holds out, and how many those were."""
+    held = heldout_mask(table, fraction, salt_).to_numpy(dtype=bool)
     if held.all():
         raise ValueError(f"{source}: every one of its {len(table)} clips is held out (heldout_fraction={fraction}); "
                          "nothing is left to train on")

@@ -189,7 +189,7 @@ def _report(ctx: StageContext, trainer: PretrainTrainer, init: Any, result: dict
     """Rank 0: the grid curves (JSON), the loss curve, init report and metrics.json, logged to the run."""
     tracker = ctx.tracker or NoopTracker()
     history = trainer.history
-    curves = {"t": history.get("val_grid_t", []), "weights": history.get("val_grid_weights", trainer.grid_weights),
+    curves = {"t": history.get("val_grid_t", []), "weights": trainer.grid_weights,
               "evaluations": history.get("val_grid", []),
               "clips": {c.name: ids for c, ids in grid.clips.items()}, "tables": grid.sources,
               "latents": grid.latents}

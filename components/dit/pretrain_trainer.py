@@ -49,7 +49,6 @@ class PretrainTrainer(DiTTrainer):
         self.tracker.log_metrics(result.metrics(), step=step)
         self.history.setdefault("val_grid", []).append({"step": step, "loss": result.loss, "mean": result.mean})
         self.history["val_grid_t"] = result.t
-        self.history["val_grid_weights"] = self.grid_weights
         return result
 
 

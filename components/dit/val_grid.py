@@ -21,7 +21,7 @@ from components.data.bucket_sampler import BucketItem
 from components.data.buckets import BucketConfig, salt
 from components.dit.captions import CaptionEmbeddings
 from components.dit.config import DiffusionConfig, DiTDataConfig
-from components.dit.data import DiTDataset, collate, load_caption_table, with_text
+from components.dit.data import DiTDataset, collate, heldout_mask, load_caption_table, with_text
 from components.dit.latent_cache import LatentCache
 from components.dit.latent_plan import aspect_label
 from components.dit.latents import LatentRequest, LatentSource
@@ -43,11 +43,6 @@ def table_uris(tables: list[str], ws: Path) -> list[str]:
         raise FileNotFoundError(f"validation grid: none of the clip tables {uris} exists; run data.ingest "
                                 "(or the curate stages) first")
     return fallback
-
-
-def heldout_mask(table: pd.DataFrame, fraction: float, salt_: str) -> pd.Series:
-    """True for the rows whose clip the evaluation holds out (components/evaluation/clips.py rule)."""
-    return table["clip_id"].map(lambda c: heldout_score(str(c), salt_) < fraction).astype(bool)
 
 
 def heldout_clips(cfg: GridConfig, ws: Path) -> tuple[pd.DataFrame, list[str]]:
